@@ -1,0 +1,1 @@
+"""The typer command line; rich output lives here, never in the library."""

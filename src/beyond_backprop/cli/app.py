@@ -1,0 +1,126 @@
+"""The ``bbp`` command line (also installed as ``beyond-backprop``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from beyond_backprop.cli.progress import TrainingProgress
+from beyond_backprop.config import load_config
+from beyond_backprop.errors import BeyondBackpropError, ConfigError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Train neural networks without end-to-end back-propagation.",
+)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+LISTS = ("rules", "archs", "datasets")
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT; the engine stops at the next step boundary with a checkpoint."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal = signum
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A YAML preset, e.g. configs/mnist/backprop.yaml")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a value: --set optim.lr=0.05")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue a stopped run from its directory")
+    ] = None,
+    stop_after: Annotated[
+        int | None, typer.Option(help="Stop (with a checkpoint) after this global step")
+    ] = None,
+) -> None:
+    """Train one run with the LocalEngine and print its result."""
+    from beyond_backprop.runner import resume_run, start_run
+
+    flag = _StopFlag()
+    signal.signal(signal.SIGTERM, flag.handle)
+    signal.signal(signal.SIGINT, flag.handle)
+    if resume is not None:
+        if config is not None or overrides:
+            raise ConfigError(["--resume continues a run with its own config.yaml: drop --config/--set"])
+        with TrainingProgress(console) as progress:
+            result = resume_run(resume, progress=progress, should_stop=flag, stop_after=stop_after)
+    else:
+        if config is None:
+            raise ConfigError(["bbp train needs --config FILE (or --resume RUN_DIR); presets are in configs/"])
+        cfg = load_config(config, overrides or [])
+        console.print(f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}")
+        with TrainingProgress(console, cfg.log.progress) as progress:
+            result = start_run(cfg, progress=progress, should_stop=flag, stop_after=stop_after)
+    summary = result.summary
+    if not summary["completed"]:
+        console.print(
+            f"stopped at step {summary['steps']} of {summary['total_steps']}; "
+            f"resume with: bbp train --resume {result.run_dir}"
+        )
+        raise typer.Exit(128 + flag.signal if flag.signal else 0)
+    console.print(_summary_line(summary, result.run_dir), highlight=False)
+
+
+def _summary_line(summary: dict[str, Any], run_dir: Path) -> str:
+    accuracy = summary.get("accuracy")
+    shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
+    return (
+        f"test accuracy {shown} | train time {summary['train_seconds']:.1f} s "
+        f"({summary['samples_per_second']:.0f} samples/s) | run {run_dir}"
+    )
+
+
+@app.command("list")
+def list_(what: Annotated[str, typer.Argument(help="rules | archs | datasets")]) -> None:
+    """List the registered rules, architectures or datasets."""
+    from beyond_backprop.data import DATASETS
+    from beyond_backprop.models import ARCHITECTURES
+    from beyond_backprop.registry import Registry
+    from beyond_backprop.rules import RULES
+
+    registries: dict[str, Registry[Any]] = {"rules": RULES, "archs": ARCHITECTURES, "datasets": DATASETS}
+    if what not in registries:
+        from beyond_backprop.errors import did_you_mean
+
+        raise ConfigError([f"bbp list: unknown list {what!r}{did_you_mean(what, LISTS)}; valid: {', '.join(LISTS)}"])
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("name")
+    table.add_column("description")
+    for entry in registries[what].list():
+        table.add_row(entry.name, entry.description)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app; a user error is one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except BeyondBackpropError as error:
+        for line in str(error).splitlines():
+            errors.print(f"error: {line}", highlight=False, markup=False)
+        sys.exit(error.exit_code)

@@ -1,0 +1,96 @@
+"""In-memory datasets as tensors, and seeded batch order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from beyond_backprop.data.config import DataConfig
+from beyond_backprop.registry import Registry
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """One split of a dataset held whole in memory: ``x`` float32 (N, C, H, W) or (N, D),
+    ``y`` int64 (N,)."""
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def head(self, n: int | None) -> TensorSplit:
+        """The first ``n`` examples (all when ``n`` is None)."""
+        return self if n is None else TensorSplit(self.x[:n], self.y[:n])
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """What a dataset loader returns: the split to train on and the split to evaluate on."""
+
+    name: str
+    train: TensorSplit
+    test: TensorSplit
+    num_classes: int
+    eval_split: str = "test"
+    """Which split ``test`` holds: "test" or "validation" (when ``DataConfig.split`` asks)."""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example, without the batch dimension."""
+        return tuple(self.train.x.shape[1:])
+
+
+DatasetLoader = Callable[[DataConfig], DatasetSplits]
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
+register_dataset = DATASETS.register
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The permutation of ``n`` training examples used in ``epoch``: a pure function of
+    (seed, epoch), so a resumed run (and every stage of a staged run) draws the same order
+    without carrying generator state."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def iter_batches(
+    split: TensorSplit, batch_size: int, order: Tensor | None = None, start: int = 0
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Batches of ``split`` in ``order`` (identity when None), beginning at batch ``start``;
+    the last batch may be smaller."""
+    n = len(split)
+    for begin in range(start * batch_size, n, batch_size):
+        if order is None:
+            yield split.x[begin : begin + batch_size], split.y[begin : begin + batch_size]
+        else:
+            index = order[begin : begin + batch_size]
+            yield split.x[index], split.y[index]
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """How many batches ``iter_batches`` yields for ``n`` examples."""
+    return -(-n // batch_size)
+
+
+def standardize(splits: DatasetSplits) -> DatasetSplits:
+    """Standardise every split with the training split's per-channel mean and std."""
+    x = splits.train.x
+    dims = [0, *range(2, x.dim())]
+    mean = x.mean(dim=dims, keepdim=True)[0:1]
+    std = x.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-8)
+
+    def apply(split: TensorSplit) -> TensorSplit:
+        return TensorSplit((split.x - mean) / std, split.y)
+
+    return DatasetSplits(
+        splits.name, apply(splits.train), apply(splits.test), splits.num_classes, splits.eval_split
+    )

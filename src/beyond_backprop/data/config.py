@@ -1,0 +1,30 @@
+"""The data section of an experiment config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, which split, and how it is batched."""
+
+    name: str = "mnist"
+    """A registered dataset (``bbp list datasets``)."""
+    split: Literal["standard", "validation"] = "standard"
+    """``standard``: train on the full training set, evaluate on the test set (MNIST 60k/10k).
+    ``validation``: train on the training set less a held-out part, evaluate on that part
+    (MNIST 50k/10k; the test set stays untouched)."""
+    batch_size: int = 128
+    """Training batch size."""
+    eval_batch_size: int = 1000
+    """Batch size for evaluation (no gradients, so larger is faster)."""
+    train_limit: int | None = None
+    """Use only the first N training examples (smoke runs); None uses all."""
+    test_limit: int | None = None
+    """Evaluate on only the first N evaluation examples; None uses all."""
+    root: str | None = None
+    """Where the dataset's files are, when not the default place (e.g. a CIFAR-10 folder)."""
+    normalize: bool = True
+    """Standardise inputs with the training set's per-channel mean and std."""

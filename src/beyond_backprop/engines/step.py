@@ -1,0 +1,107 @@
+"""One training step over a contiguous range of blocks in one process.
+
+Shared by the engines: the LocalEngine runs every block through it; a stage of the
+StageEngine runs its own blocks. Nothing here knows which rule it serves: the rule's
+``wiring`` says whether input gradients are needed, its ``block_objective`` says what each
+block learns from, and messages flow top-down (``"grad"`` from the block above, ``outbox``
+entries broadcast to every lower block).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from beyond_backprop.errors import NonFiniteLossError
+from beyond_backprop.rules.base import Batch, BlockContext, LearningRule, LocalLoss, Objective
+
+
+@dataclass
+class StepResult:
+    """What one step produced: the loss terms per block, and messages for blocks below."""
+
+    terms: dict[tuple[int, str], float]
+    """(block, term name) -> value."""
+    grad_below: Tensor | None
+    """dL/d(input of the lowest block), for the block below the range (None when not needed)."""
+    outbox: dict[str, Tensor]
+    """Broadcast messages for the blocks below the range."""
+
+
+def forward_blocks(
+    blocks: Sequence[nn.Module], first: int, x: Tensor, needs_input_grad: bool
+) -> list[tuple[Tensor, Tensor]]:
+    """Run ``blocks`` (numbered from ``first``) on ``x``; returns (input, output) per block.
+
+    Every block's input is detached from the block below, so each block's backward pass ends
+    at its own input; when the wiring sends gradients down, the input requires grad so that
+    backward leaves dL/d(input) there to send to the block below.
+    """
+    pairs = []
+    for offset, block in enumerate(blocks):
+        x_in = x.detach()
+        if needs_input_grad and (offset > 0 or first > 0):
+            x_in.requires_grad_(True)
+        x = block(x_in)
+        pairs.append((x_in, x))
+    return pairs
+
+
+def backward_blocks(
+    rule: LearningRule,
+    locals_: Sequence[nn.Module | None],
+    pairs: Sequence[tuple[Tensor, Tensor]],
+    first: int,
+    num_blocks: int,
+    batch: Batch,
+    step: int,
+    epoch: int,
+    inbox: Mapping[str, Tensor] | None = None,
+) -> StepResult:
+    """Ask the rule for each block's objective, top block first, and back-propagate it inside
+    the block; ``inbox`` holds the messages from above the range (``"grad"`` and broadcasts)."""
+    inbox = dict(inbox or {})
+    broadcast = {k: v for k, v in inbox.items() if k != "grad"}
+    grad_from_above = inbox.get("grad")
+    terms: dict[tuple[int, str], float] = {}
+    for offset in reversed(range(len(pairs))):
+        k = first + offset
+        x_in, h_out = pairs[offset]
+        messages = dict(broadcast)
+        if grad_from_above is not None:
+            messages["grad"] = grad_from_above
+        ctx = BlockContext(k, num_blocks, x_in, h_out, batch, locals_[k], messages, step, epoch)
+        objective = rule.block_objective(k, ctx)
+        terms.update(_checked_values(objective.terms, k, step))
+        _apply(objective, h_out)
+        # outbox tensors are messages, not graph edges: lower blocks must not back-propagate
+        # into the block that sent them
+        broadcast.update({key: v.detach() for key, v in objective.outbox.items()})
+        grad_from_above = x_in.grad if x_in.requires_grad else None
+    return StepResult(terms, grad_from_above, broadcast)
+
+
+def _apply(objective: Objective, h_out: Tensor) -> None:
+    losses = list(objective.terms.values())
+    if isinstance(objective, LocalLoss):
+        if losses:
+            torch.stack(losses).sum().backward()
+        return
+    tensors = [h_out, *losses]
+    grads = [objective.grad, *(torch.ones_like(t) for t in losses)]
+    torch.autograd.backward(tensors, grads)
+
+
+def _checked_values(terms: Mapping[str, Tensor], block: int, step: int) -> dict[tuple[int, str], float]:
+    """Each term's value; a non-finite one stops the run naming step, block and term."""
+    values = {}
+    for name, tensor in terms.items():
+        value = float(tensor.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(step, block, name, value)
+        values[(block, name)] = value
+    return values

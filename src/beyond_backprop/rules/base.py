@@ -1,0 +1,169 @@
+"""The rule contract: what signal each block learns from, and nothing about where it runs.
+
+A rule answers one question per block, ``block_objective(k, ctx)``; an engine (one process or
+one process per stage) runs the blocks, delivers the messages the rule's ``wiring`` names, and
+applies the updates. The contract is meant to express every rule of DESIGN.md:
+
+- ``backprop``, ``fa``: the top block returns ``LocalLoss`` (the task loss); every other block
+  returns ``OutputGradient(ctx.inbox["grad"])``, the gradient the block above sent down.
+- ``greedy``, ``dgl``, ``local_parallel``, ``gim``, ``simclr`` per block: ``LocalLoss`` of an
+  auxiliary module on the block's output (``ctx.local``); the input is detached.
+- ``dni``: ``OutputGradient(M(h))`` plus a ``terms`` entry regressing ``M`` onto
+  ``ctx.inbox["grad"]``.
+- ``dfa``: the top block puts the output error into ``outbox``; every lower block returns
+  ``OutputGradient`` built from ``ctx.inbox["output_error"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from torch import Tensor, nn
+
+from beyond_backprop.models.stack import BlockStack
+
+ForwardSignal = Literal["activation", "synthetic"]
+BackwardSignal = Literal["none", "gradient", "delayed_gradient", "output_error", "overlap"]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What must travel between blocks for a rule, so an engine can check it can serve it.
+
+    Attributes:
+        forward: ``activation`` (block k+1 needs block k's output) or ``synthetic`` (block k+1
+            may start from a learned estimate of its input).
+        backward: ``none`` (purely local), ``gradient`` (the true gradient, blocking),
+            ``delayed_gradient`` (a gradient that may arrive later, non-blocking),
+            ``output_error`` (one error broadcast from the top to every block) or ``overlap``
+            (a gradient that goes down one block only).
+        stale_ok: the rule tolerates updates computed on stale parameters (asynchrony).
+    """
+
+    forward: ForwardSignal = "activation"
+    backward: BackwardSignal = "gradient"
+    stale_ok: bool = False
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether a block's input gradient must be computed and sent to the block below."""
+        return self.backward in ("gradient", "delayed_gradient", "overlap")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch: inputs, integer targets, and optional extra views."""
+
+    x: Tensor
+    y: Tensor
+    views: tuple[Tensor, ...] = ()
+
+
+@dataclass
+class BlockContext:
+    """Everything a rule may look at to give block ``index`` its objective.
+
+    Attributes:
+        index: the block's position in the stack.
+        num_blocks: how many blocks the stack has.
+        x_in: the block's input (detached from the block below; requires grad when the wiring
+            sends gradients down).
+        h_out: the block's output, still attached to the block's graph.
+        batch: the batch being trained on.
+        local: the rule's own module for this block (``build_locals``), or None.
+        inbox: messages from other blocks: ``"grad"`` (dL/dh_out sent down by the block above),
+            and whatever upper blocks put in their ``outbox`` (e.g. ``"output_error"``).
+        step: the global step; epoch: the epoch.
+    """
+
+    index: int
+    num_blocks: int
+    x_in: Tensor
+    h_out: Tensor
+    batch: Batch
+    local: nn.Module | None
+    inbox: Mapping[str, Tensor]
+    step: int
+    epoch: int
+
+    @property
+    def is_last(self) -> bool:
+        """Whether this is the top block (the one whose output is the logits)."""
+        return self.index == self.num_blocks - 1
+
+
+@dataclass
+class LocalLoss:
+    """A scalar loss back-propagated inside the block and its local module only.
+
+    Attributes:
+        terms: named scalar terms, summed into the loss and logged per block.
+        outbox: messages broadcast to every lower block's inbox (e.g. DFA's output error).
+    """
+
+    terms: dict[str, Tensor]
+    outbox: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class OutputGradient:
+    """A gradient for the block's output, injected with ``h_out.backward(grad)``.
+
+    Attributes:
+        grad: dL/dh_out as the rule estimates it (same shape as ``h_out``).
+        terms: extra scalar losses back-propagated as well (e.g. a synthesizer's regression),
+            logged per block.
+        outbox: messages broadcast to every lower block's inbox.
+    """
+
+    grad: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    outbox: dict[str, Tensor] = field(default_factory=dict)
+
+
+Objective = LocalLoss | OutputGradient
+
+
+class LearningRule:
+    """Base class of the rules: one subclass per paper in ``rules/<name>.py``.
+
+    Subclasses set ``Config`` (a frozen dataclass of their options), ``wiring``, and implement
+    ``block_objective``; the other methods have defaults that suit most rules.
+    """
+
+    Config: ClassVar[type[Any]]
+    wiring: ClassVar[Wiring]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def prepare(self, stack: BlockStack) -> list[str]:
+        """Transform the stack's layers in place before training (e.g. FA's layer swap);
+        returns one line per change. Default: no change."""
+        return []
+
+    def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
+        """The rule's own modules, one per block (None where a block has none)."""
+        return [None] * len(stack)
+
+    def total_epochs(self, epochs: int, num_blocks: int) -> int:
+        """How many epochs training lasts, given ``train.epochs``. Default: as configured."""
+        return epochs
+
+    def active_blocks(self, epoch: int, num_blocks: int) -> Sequence[int]:
+        """The blocks that learn in ``epoch``; blocks below the lowest active one run frozen,
+        blocks above the highest do not run. Default: all."""
+        return range(num_blocks)
+
+    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
+        """What block ``k`` learns from in this step: the one place where rules differ."""
+        raise NotImplementedError
+
+    def predictions(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
+    ) -> dict[int | None, Tensor]:
+        """Logits to score in evaluation: key None is the network's prediction, integer keys
+        are per-block predictions (e.g. auxiliary heads). Default: the stack's output."""
+        return {None: stack(x)}
