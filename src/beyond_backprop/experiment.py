@@ -56,5 +56,7 @@ def build_experiment(config: ExperimentConfig, data: DatasetSplits | None = None
     report = rule.prepare(stack)
     locals_: Sequence[nn.Module | None] = rule.build_locals(stack)
     if len(locals_) != len(stack):
-        raise ValueError(f"rule {config.rule.name!r} built {len(locals_)} locals for {len(stack)} blocks")
+        raise ValueError(
+            f"rule {config.rule.name!r} built {len(locals_)} locals for {len(stack)} blocks"
+        )
     return Experiment(config, data, stack, rule, list(locals_), report)

@@ -45,7 +45,8 @@ class _StopFlag:
 @app.command()
 def train(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="A YAML preset, e.g. configs/mnist/backprop.yaml")
+        Path | None,
+        typer.Option("--config", "-c", help="A YAML preset, e.g. configs/mnist/backprop.yaml"),
     ] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a value: --set optim.lr=0.05")
@@ -65,14 +66,20 @@ def train(
     signal.signal(signal.SIGINT, flag.handle)
     if resume is not None:
         if config is not None or overrides:
-            raise ConfigError(["--resume continues a run with its own config.yaml: drop --config/--set"])
+            raise ConfigError(
+                ["--resume continues a run with its own config.yaml: drop --config/--set"]
+            )
         with TrainingProgress(console) as progress:
             result = resume_run(resume, progress=progress, should_stop=flag, stop_after=stop_after)
     else:
         if config is None:
-            raise ConfigError(["bbp train needs --config FILE (or --resume RUN_DIR); presets are in configs/"])
+            raise ConfigError(
+                ["bbp train needs --config FILE (or --resume RUN_DIR); presets are in configs/"]
+            )
         cfg = load_config(config, overrides or [])
-        console.print(f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}")
+        console.print(
+            f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}"
+        )
         with TrainingProgress(console, cfg.log.progress) as progress:
             result = start_run(cfg, progress=progress, should_stop=flag, stop_after=stop_after)
     summary = result.summary
@@ -102,11 +109,16 @@ def list_(what: Annotated[str, typer.Argument(help="rules | archs | datasets")])
     from beyond_backprop.registry import Registry
     from beyond_backprop.rules import RULES
 
-    registries: dict[str, Registry[Any]] = {"rules": RULES, "archs": ARCHITECTURES, "datasets": DATASETS}
+    registries: dict[str, Registry[Any]] = {
+        "rules": RULES,
+        "archs": ARCHITECTURES,
+        "datasets": DATASETS,
+    }
     if what not in registries:
         from beyond_backprop.errors import did_you_mean
 
-        raise ConfigError([f"bbp list: unknown list {what!r}{did_you_mean(what, LISTS)}; valid: {', '.join(LISTS)}"])
+        hint = did_you_mean(what, LISTS)
+        raise ConfigError([f"bbp list: unknown list {what!r}{hint}; valid: {', '.join(LISTS)}"])
     table = Table(show_header=True, header_style="bold")
     table.add_column("name")
     table.add_column("description")

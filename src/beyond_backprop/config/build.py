@@ -9,8 +9,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
+import beyond_backprop.data  # noqa: F401  (registers the datasets that data.name names)
 from beyond_backprop.config.schema import ExperimentConfig, ModelSection, RuleSection
-from beyond_backprop.data import DATASETS
 from beyond_backprop.errors import ConfigError, did_you_mean
 from beyond_backprop.models import ARCHITECTURES
 from beyond_backprop.rules import RULES
@@ -22,8 +22,6 @@ def build_experiment_config(data: Mapping[str, Any]) -> ExperimentConfig:
     """The experiment config for ``data``; raises ``ConfigError`` listing every problem."""
     errors: list[str] = []
     config = build_dataclass(ExperimentConfig, data, "", errors)
-    if config is not None and config.data.name not in DATASETS:
-        errors.append(f"data.name: {DATASETS.unknown_message(config.data.name)}")
     if errors or config is None:
         raise ConfigError(errors)
     return config
@@ -109,7 +107,10 @@ def _convert(value: Any, tp: Any, path: str, errors: list[str]) -> Any:
             errors.append(f"{path}: expected a list of {len(args)} values, got {value!r}")
             return None
         item_types = args if fixed else [args[0]] * len(value)
-        items = [_convert(v, t, f"{path}[{i}]", errors) for i, (v, t) in enumerate(zip(value, item_types, strict=True))]
+        items = [
+            _convert(v, t, f"{path}[{i}]", errors)
+            for i, (v, t) in enumerate(zip(value, item_types, strict=True))
+        ]
         return tuple(items)
     if dataclasses.is_dataclass(tp):
         return build_dataclass(typing.cast(type, tp), value, path, errors)
@@ -125,6 +126,9 @@ def _convert_scalar(value: Any, tp: Any, path: str, errors: list[str]) -> Any:
     }.get(tp)
     if ok is None:
         raise TypeError(f"config field {path} has an unsupported type {tp!r}")
+    if value is None:
+        errors.append(f"{path}: null is not allowed here (expected {tp.__name__})")
+        return None
     if not ok:
         errors.append(f"{path}: {value!r} is not a valid {tp.__name__}")
         return None

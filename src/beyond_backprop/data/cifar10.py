@@ -108,9 +108,9 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"CIFAR-10 file {path} does not hold a dict; {_LAYOUT_HINT}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
     data = batch.get("data")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
         raise DataError(f"CIFAR-10 file {path}: 'data' is missing or not a uint8 (N, 3072) array")
-    if data.shape[1] != 3 * 32 * 32:
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(f"CIFAR-10 file {path}: 'data' has shape {data.shape}, not (N, 3072)")
     if "labels" not in batch:
         raise DataError(f"CIFAR-10 file {path} has no 'labels'")

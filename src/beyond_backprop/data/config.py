@@ -28,3 +28,16 @@ class DataConfig:
     """Where the dataset's files are, when not the default place (e.g. a CIFAR-10 folder)."""
     normalize: bool = True
     """Standardise inputs with the training set's per-channel mean and std."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every invalid value."""
+        from beyond_backprop.data.base import DATASETS  # here: base imports this module
+
+        found = []
+        if self.name not in DATASETS:
+            found.append(("name", DATASETS.unknown_message(self.name)))
+        for key in ("batch_size", "eval_batch_size", "train_limit", "test_limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                found.append((key, f"{value} is invalid: must be >= 1"))
+        return found

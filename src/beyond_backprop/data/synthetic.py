@@ -17,7 +17,7 @@ def make_synthetic(
     n_test: int = 128,
     num_classes: int = SYNTHETIC_CLASSES,
     seed: int = SYNTHETIC_SEED,
-    noise: float = 1.5,
+    noise: float = 2.0,
 ) -> tuple[TensorSplit, TensorSplit]:
     """Balanced Gaussian clusters in 64 dimensions, as (N, 1, 8, 8) float32 images: class
     ``c`` is ``mean[c] + noise * N(0, I)`` with ``mean`` drawn from N(0, I), so the classes

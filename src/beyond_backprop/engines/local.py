@@ -51,9 +51,7 @@ class LocalEngine:
             build_optimizer(params, config.optim) if params else None
             for params in map(experiment.block_parameters, range(self.num_blocks))
         ]
-        self.steps_per_epoch = batches_per_epoch(
-            len(experiment.data.train), config.data.batch_size
-        )
+        self.steps_per_epoch = batches_per_epoch(len(experiment.data.train), config.data.batch_size)
         self.epochs = experiment.rule.total_epochs(config.train.epochs, self.num_blocks)
         total = self.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.train.max_steps or total)
@@ -141,7 +139,11 @@ class LocalEngine:
         if (self.step + 1) % self.exp.config.train.log_every == 0 and self.recorder is not None:
             for (block, name), total in sorted(self._sums.items()):
                 self.recorder.log(
-                    step=self.step + 1, epoch=epoch, block=block, split="train", name=name,
+                    step=self.step + 1,
+                    epoch=epoch,
+                    block=block,
+                    split="train",
+                    name=name,
                     value=total / self._count,
                 )
             self._sums.clear()
@@ -151,14 +153,20 @@ class LocalEngine:
     def evaluate(self, epoch: int) -> dict[str, float]:
         """Accuracy (and loss) on the evaluation split, logged and returned."""
         exp = self.exp
-        metrics = evaluate(exp.rule, exp.stack, exp.locals, exp.data.test, exp.config.data.eval_batch_size)
+        metrics = evaluate(
+            exp.rule, exp.stack, exp.locals, exp.data.test, exp.config.data.eval_batch_size
+        )
         split = exp.data.eval_split
         for key, value in metrics.items():
             block, _, name = key.rpartition("/")
             if self.recorder is not None:
                 self.recorder.log(
-                    step=self.step, epoch=epoch, block=int(block) if block else None,
-                    split=split, name=name, value=value,
+                    step=self.step,
+                    epoch=epoch,
+                    block=int(block) if block else None,
+                    split=split,
+                    name=name,
+                    value=value,
                 )
         self.last_eval = metrics
         if self.progress is not None:
@@ -195,7 +203,9 @@ class LocalEngine:
             if optimizer is not None:
                 optimizer.load_state_dict(saved)
         restore_rng_state(state["rng"])
-        self._sums = defaultdict(float, {(int(b), str(n)): float(v) for b, n, v in state["log_sums"]})
+        self._sums = defaultdict(
+            float, {(int(b), str(n)): float(v) for b, n, v in state["log_sums"]}
+        )
         self._count = int(state["log_count"])
         self.last_eval = dict(state["last_eval"])
 

@@ -9,7 +9,14 @@ class Recorder(Protocol):
     """Receives metrics and checkpoints from an engine (``tracking.RunRecorder`` writes them)."""
 
     def log(
-        self, *, step: int, epoch: int, block: int | None, split: str | None, name: str, value: float
+        self,
+        *,
+        step: int,
+        epoch: int,
+        block: int | None,
+        split: str | None,
+        name: str,
+        value: float,
     ) -> None:
         """One metric record."""
         ...

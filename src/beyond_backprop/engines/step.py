@@ -96,7 +96,9 @@ def _apply(objective: Objective, h_out: Tensor) -> None:
     torch.autograd.backward(tensors, grads)
 
 
-def _checked_values(terms: Mapping[str, Tensor], block: int, step: int) -> dict[tuple[int, str], float]:
+def _checked_values(
+    terms: Mapping[str, Tensor], block: int, step: int
+) -> dict[tuple[int, str], float]:
     """Each term's value; a non-finite one stops the run naming step, block and term."""
     values = {}
     for name, tensor in terms.items():

@@ -57,7 +57,11 @@ class CNNConfig:
             in_ch = out_ch
         features = in_ch * height * width
         if self.fc_width:
-            top = [nn.Linear(features, self.fc_width), nn.ReLU(), nn.Linear(self.fc_width, num_classes)]
+            top = [
+                nn.Linear(features, self.fc_width),
+                nn.ReLU(),
+                nn.Linear(self.fc_width, num_classes),
+            ]
         else:
             top = [nn.Linear(features, num_classes)]
         blocks.append(nn.Sequential(nn.Flatten(), *top))

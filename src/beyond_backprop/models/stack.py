@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -74,7 +75,7 @@ class BlockStack(nn.Module):
             starts = [k * size + min(k, extra) for k in range(stages)]
         else:
             starts = [0, *stages]
-            if any(b <= a for a, b in zip(starts, starts[1:], strict=False)) or starts[-1] >= n:
+            if any(b <= a for a, b in itertools.pairwise(starts)) or starts[-1] >= n:
                 raise ValueError(
                     f"stage boundaries {list(stages)} must increase strictly within 1..{n - 1}"
                 )

@@ -9,7 +9,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def collect_meta(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "device": device_name(),
         "command": list(sys.argv),
-        "start_time": datetime.now(timezone.utc).isoformat(),  # noqa: UP017 (3.10 compatible)
+        "start_time": datetime.now(UTC).isoformat(),
     }
     meta.update(extra or {})
     return meta

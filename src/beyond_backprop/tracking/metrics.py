@@ -115,8 +115,18 @@ class MetricsWriter:
         self._clock = clock
         self._start = clock()
 
+    def _wall(self) -> float:
+        return round(self._clock() - self._start, 6)
+
+    @staticmethod
     def _record(
-        self, step: int, epoch: int, name: str, value: float, block: int | None, split: str | None
+        step: int,
+        epoch: int,
+        name: str,
+        value: float,
+        block: int | None,
+        split: str | None,
+        wall: float,
     ) -> Record:
         return {
             "step": int(step),
@@ -125,7 +135,7 @@ class MetricsWriter:
             "split": split,
             "name": name,
             "value": float(value),
-            "wall": round(self._clock() - self._start, 6),
+            "wall": wall,
         }
 
     def _write(self, records: list[Record]) -> None:
@@ -144,7 +154,7 @@ class MetricsWriter:
         split: str | None = None,
     ) -> Record:
         """Append one record and return it."""
-        record = self._record(step, epoch, name, value, block, split)
+        record = self._record(step, epoch, name, value, block, split, self._wall())
         self._write([record])
         return record
 
@@ -158,7 +168,8 @@ class MetricsWriter:
         split: str | None = None,
     ) -> list[Record]:
         """Append one record per ``name: value`` (same step, epoch, block, split); return them."""
-        records = [self._record(step, epoch, n, v, block, split) for n, v in values.items()]
+        wall = self._wall()  # one event: one time for all its records
+        records = [self._record(step, epoch, n, v, block, split, wall) for n, v in values.items()]
         if records:
             self._write(records)
         return records

@@ -19,7 +19,14 @@ class RunRecorder:
         self.metrics = MetricsWriter(run_dir / metrics_file_name(rank))
 
     def log(
-        self, *, step: int, epoch: int, block: int | None, split: str | None, name: str, value: float
+        self,
+        *,
+        step: int,
+        epoch: int,
+        block: int | None,
+        split: str | None,
+        name: str,
+        value: float,
     ) -> None:
         """Append one metric record."""
         self.metrics.log(step, epoch, name, value, block=block, split=split)

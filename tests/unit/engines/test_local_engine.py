@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from beyond_backprop.engines.local import LocalEngine
+from beyond_backprop.engines.optim import OptimConfig, lr_at
+from beyond_backprop.errors import NonFiniteLossError
+from beyond_backprop.experiment import build_experiment
+from beyond_backprop.rules.base import Batch
+from tests.helpers import tiny_config
+
+
+def test_training_learns_the_synthetic_task() -> None:
+    engine = LocalEngine(build_experiment(tiny_config(train={"epochs": 4})))
+    summary = engine.train()
+    assert summary["completed"] and summary["steps"] == 4 * 8
+    assert summary["accuracy"] > 0.9
+
+
+def test_max_steps_caps_training() -> None:
+    engine = LocalEngine(build_experiment(tiny_config(train={"epochs": 5, "max_steps": 3})))
+    assert engine.train()["steps"] == 3
+
+
+def test_non_finite_loss_names_step_block_and_term() -> None:
+    engine = LocalEngine(build_experiment(tiny_config()))
+    x = torch.full((4, 1, 8, 8), float("nan"))
+    with pytest.raises(NonFiniteLossError) as info:
+        engine.train_step(Batch(x, torch.zeros(4, dtype=torch.long)), epoch=0)
+    assert str(info.value) == "non-finite loss at step 0, block 2, term 'loss': nan"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("constant", [1.0, 1.0, 1.0]), ("cosine", [1.0, 0.5, 0.0]), ("step", [1.0, 0.1, 0.01])],
+)
+def test_lr_schedules(schedule: str, expected: list[float]) -> None:
+    config = OptimConfig(lr=1.0, schedule=schedule, milestones=(0.5, 0.75))  # type: ignore[arg-type]
+    got = [lr_at(step, 100, config) for step in (0, 50, 100)]
+    assert got == pytest.approx(expected)
+    assert lr_at(0, 100, OptimConfig(lr=1.0, warmup_steps=4)) == pytest.approx(0.25)
+
+
+def test_evaluate_reports_accuracy_and_loss() -> None:
+    engine = LocalEngine(build_experiment(tiny_config()))
+    metrics = engine.evaluate(epoch=0)
+    assert set(metrics) == {"accuracy", "loss"}
+    assert 0 <= metrics["accuracy"] <= 1
+
+
+def test_frozen_blocks_do_not_change(tmp_path: Path) -> None:
+    """A rule whose active blocks exclude block 0 leaves it bitwise untouched."""
+    experiment = build_experiment(tiny_config())
+    experiment.rule.active_blocks = lambda epoch, n: range(1, n)  # type: ignore[method-assign]
+    before = [p.clone() for p in experiment.stack.blocks[0].parameters()]
+    LocalEngine(experiment).train()
+    after = list(experiment.stack.blocks[0].parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
