@@ -114,6 +114,7 @@ class LocalEngine:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
+        batch = exp.rule.transform_batch(batch, self.step)
         x = batch.x
         if first > 0:
             with torch.no_grad():  # blocks below the active ones are frozen

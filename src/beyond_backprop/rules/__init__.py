@@ -1,6 +1,11 @@
-"""Learning rules: one file per paper, registered by name."""
+"""Learning rules: one file per paper, registered by name.
 
-from beyond_backprop.rules import backprop
+Every module in this package is imported here, so a new rule is one new file.
+"""
+
+import importlib
+import pkgutil
+
 from beyond_backprop.rules.base import (
     Batch,
     BlockContext,
@@ -12,6 +17,9 @@ from beyond_backprop.rules.base import (
 )
 from beyond_backprop.rules.registry import RULES, register_rule
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
 __all__ = [
     "RULES",
     "Batch",
@@ -21,6 +29,5 @@ __all__ = [
     "Objective",
     "OutputGradient",
     "Wiring",
-    "backprop",
     "register_rule",
 ]

@@ -152,6 +152,12 @@ class LearningRule:
         """How many epochs training lasts, given ``train.epochs``. Default: as configured."""
         return epochs
 
+    def transform_batch(self, batch: Batch, step: int) -> Batch:
+        """The batch the blocks train on (e.g. two augmented views stacked along the batch
+        dimension for contrastive rules); drawn from torch's global RNG, which checkpoints
+        save. Default: unchanged."""
+        return batch
+
     def active_blocks(self, epoch: int, num_blocks: int) -> Sequence[int]:
         """The blocks that learn in ``epoch``; blocks below the lowest active one run frozen,
         blocks above the highest do not run. Default: all."""
