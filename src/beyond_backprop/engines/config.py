@@ -38,6 +38,8 @@ class TrainConfig:
     """Also checkpoint every this many steps; checkpoints are always written at epoch ends."""
     keep_checkpoints: int = 2
     """How many recent checkpoints to keep."""
+    diagnostics_every: int | None = None
+    """Log the rule's diagnostics (split ``diag``) every this many steps; None: never."""
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, message) for every invalid value."""
@@ -45,7 +47,7 @@ class TrainConfig:
         for name in ("epochs", "eval_every", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 found.append((name, f"{getattr(self, name)} is invalid: must be >= 1"))
-        for name in ("max_steps", "checkpoint_every"):
+        for name in ("max_steps", "checkpoint_every", "diagnostics_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 found.append((name, f"{value} is invalid: must be >= 1 or null"))

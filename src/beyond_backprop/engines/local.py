@@ -115,6 +115,7 @@ class LocalEngine:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
         batch = exp.rule.transform_batch(batch, self.step)
+        self._diagnose(batch, epoch)
         x = batch.x
         if first > 0:
             with torch.no_grad():  # blocks below the active ones are frozen
@@ -132,6 +133,18 @@ class LocalEngine:
         if self.progress is not None:
             self.progress.on_step(self.step + 1, self.total_steps, epoch)
         return result.terms
+
+    def _diagnose(self, batch: Batch, epoch: int) -> None:
+        every = self.exp.config.train.diagnostics_every
+        if every is None or self.step % every != 0:
+            return
+        exp = self.exp
+        figures = exp.rule.diagnostics(exp.stack, exp.locals, batch, self.step)
+        if self.recorder is not None:
+            for (block, name), value in sorted(figures.items(), key=lambda kv: str(kv[0])):
+                self.recorder.log(
+                    step=self.step, epoch=epoch, block=block, split="diag", name=name, value=value
+                )
 
     def _record_terms(self, terms: dict[tuple[int, str], float], epoch: int) -> None:
         for key, value in terms.items():

@@ -167,6 +167,15 @@ class LearningRule:
         """What block ``k`` learns from in this step: the one place where rules differ."""
         raise NotImplementedError
 
+    def diagnostics(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int
+    ) -> dict[tuple[int | None, str], float]:
+        """Optional figures, (block, name) -> value, computed every ``train.diagnostics_every``
+        steps on the step's batch before the update (e.g. the angle between a rule's update and
+        the true gradient). Must not leave gradients behind (use ``torch.autograd.grad``).
+        Default: none."""
+        return {}
+
     def predictions(
         self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
     ) -> dict[int | None, Tensor]:

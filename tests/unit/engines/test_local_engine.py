@@ -59,3 +59,40 @@ def test_frozen_blocks_do_not_change(tmp_path: Path) -> None:
     LocalEngine(experiment).train()
     after = list(experiment.stack.blocks[0].parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int | None, str | None, str, float]] = []
+
+    def log(
+        self,
+        *,
+        step: int,
+        epoch: int,
+        block: int | None,
+        split: str | None,
+        name: str,
+        value: float,
+    ) -> None:
+        self.records.append((step, block, split, name, value))
+
+    def save_checkpoint(self, step: int, state: dict[str, object]) -> None:
+        pass
+
+
+def test_diagnostics_are_logged_every_n_steps_before_the_update() -> None:
+    experiment = build_experiment(tiny_config(train={"epochs": 1, "diagnostics_every": 3}))
+    seen: list[tuple[int, float]] = []
+
+    def diagnostics(stack, locals_, batch, step):  # type: ignore[no-untyped-def]
+        weight = next(stack.parameters())
+        seen.append((step, float(weight.sum())))
+        return {(0, "weight_sum"): float(weight.sum())}
+
+    experiment.rule.diagnostics = diagnostics  # type: ignore[method-assign]
+    recorder = _Recorder()
+    LocalEngine(experiment, recorder=recorder).train()
+    diag = [r for r in recorder.records if r[2] == "diag"]
+    assert [r[0] for r in diag] == [0, 3, 6]
+    assert [r[4] for r in diag] == [v for _, v in seen]
