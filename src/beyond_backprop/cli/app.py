@@ -29,7 +29,7 @@ errors = Console(stderr=True, soft_wrap=True)
 LISTS = ("rules", "archs", "datasets")
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGTERM/SIGINT; the engine stops at the next step boundary with a checkpoint."""
 
     def __init__(self) -> None:
@@ -61,7 +61,7 @@ def train(
     """Train one run with the LocalEngine and print its result."""
     from beyond_backprop.runner import resume_run, start_run
 
-    flag = _StopFlag()
+    flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
     if resume is not None:
@@ -77,6 +77,11 @@ def train(
                 ["bbp train needs --config FILE (or --resume RUN_DIR); presets are in configs/"]
             )
         cfg = load_config(config, overrides or [])
+        if cfg.engine.name == "staged":
+            raise ConfigError(
+                [f"engine.name 'staged' runs one process per stage: use "
+                 f"bbp launch --nproc {cfg.engine.stages} --config {config}"]
+            )  # fmt: skip
         console.print(
             f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}"
         )
@@ -89,16 +94,43 @@ def train(
             f"resume with: bbp train --resume {result.run_dir}"
         )
         raise typer.Exit(128 + flag.signal if flag.signal else 0)
-    console.print(_summary_line(summary, result.run_dir), highlight=False)
+    console.print(summary_line(summary, result.run_dir), highlight=False)
 
 
-def _summary_line(summary: dict[str, Any], run_dir: Path) -> str:
+def summary_line(summary: dict[str, Any], run_dir: Path) -> str:
     accuracy = summary.get("accuracy")
     shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
     return (
         f"test accuracy {shown} | train time {summary['train_seconds']:.1f} s "
         f"({summary['samples_per_second']:.0f} samples/s) | run {run_dir}"
     )
+
+
+@app.command()
+def launch(
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes (stages) on this machine")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML preset")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a value")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue a stopped staged run")] = None,
+    nnodes: Annotated[int, typer.Option(help="Machines taking part (multi-machine runs)")] = 1,
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT of the rendezvous")] = None,
+    rdzv_backend: Annotated[str, typer.Option(help="torchrun rendezvous backend")] = "c10d",
+    rdzv_id: Annotated[str, typer.Option(help="A job id shared by all machines")] = "bbp",
+    stop_after: Annotated[
+        int | None, typer.Option(help="Stop (checkpoint) after this step")
+    ] = None,
+) -> None:
+    """Train a staged run: one process per stage under torchrun (on one or several machines)."""
+    import subprocess
+
+    from beyond_backprop.cli.launching import torchrun_command
+
+    command = torchrun_command(
+        nproc, config, overrides or [], resume, nnodes, rdzv_endpoint, rdzv_backend, rdzv_id,
+        stop_after,
+    )  # fmt: skip
+    console.print(f"launching {nproc * nnodes} stages: {' '.join(command)}", highlight=False)
+    raise typer.Exit(subprocess.run(command, check=False).returncode)
 
 
 @app.command("list")
@@ -136,3 +168,7 @@ def main() -> None:
         for line in str(error).splitlines():
             errors.print(f"error: {line}", highlight=False, markup=False)
         sys.exit(error.exit_code)
+
+
+from beyond_backprop.cli import eval as _eval  # noqa: E402, F401  (registers `bbp eval`)
+from beyond_backprop.cli import plot as _plot  # noqa: E402, F401  (registers `bbp plot`)

@@ -5,6 +5,7 @@ Importing this package registers every loader in ``DATASETS``.
 
 from __future__ import annotations
 
+import beyond_backprop.data.hierarchical_digits  # noqa: F401  (registers its datasets)
 from beyond_backprop.data import cifar10, digits, fashion_mnist, mnist, synthetic
 from beyond_backprop.data.base import (
     DATASETS,

@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from beyond_backprop.engines.replay import ReplayConfig
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Where and how blocks run."""
 
-    name: Literal["local"] = "local"
-    """``local``: every block in this process, in order."""
+    name: Literal["local", "staged"] = "local"
+    """``local``: every block in this process, in order (``bbp train``). ``staged``: one
+    process per stage (``bbp launch --nproc K``)."""
     threads: int | None = None
-    """``torch.set_num_threads`` for the run; None keeps torch's default."""
+    """``torch.set_num_threads`` for the run (per process when staged); None: torch's default."""
+    mode: Literal["sync", "async_sim"] = "sync"
+    """Local: ``sync``, every block steps on every batch; ``async_sim``, DGL's asynchronous
+    modules with replay buffers, simulated with a seeded update order (``stale_ok`` rules)."""
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    """Local, ``async_sim``: the replay buffers and the update order (unused in ``sync``)."""
+    stages: int = 2
+    """Staged: the number of stages (one process each); must equal the launched processes."""
+    schedule: Literal["naive", "pipelined", "gpipe"] = "naive"
+    """Staged: ``naive`` (one batch in flight), ``pipelined`` (forward-only wirings: stage k
+    on batch t while stage k+1 is on t-1), ``gpipe`` (micro-batched back-propagation)."""
+    microbatches: int = 4
+    """Staged, ``gpipe``: micro-batches per batch."""
+    boundaries: tuple[int, ...] | None = None
+    """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
+    balances the stages by measured per-block cost."""
+    timeout_s: float = 60.0
+    """Staged: a stage waiting longer than this for another ends the run with an error."""
+    stop_check_every: int = 20
+    """Staged: every this many steps the stages agree whether a stop (SIGTERM) was asked."""
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, message) for every invalid value."""
+        found = []
         if self.threads is not None and self.threads < 1:
-            return [("threads", f"{self.threads} is invalid: must be >= 1 or null")]
-        return []
+            found.append(("threads", f"{self.threads} is invalid: must be >= 1 or null"))
+        for key in ("stages", "microbatches", "stop_check_every"):
+            if getattr(self, key) < 1:
+                found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
+        if self.timeout_s <= 0:
+            found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))
+        if self.boundaries is not None and len(self.boundaries) != self.stages - 1:
+            found.append(
+                ("boundaries", f"{list(self.boundaries)} gives {len(self.boundaries) + 1} stages "
+                 f"but engine.stages is {self.stages}")
+            )  # fmt: skip
+        return found
 
 
 @dataclass(frozen=True)

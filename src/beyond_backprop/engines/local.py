@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from beyond_backprop.data import batches_per_epoch, epoch_order, iter_batches
+from beyond_backprop.engines.async_sim import AsyncSimulator
 from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import build_optimizer, lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
@@ -51,6 +52,11 @@ class LocalEngine:
             build_optimizer(params, config.optim) if params else None
             for params in map(experiment.block_parameters, range(self.num_blocks))
         ]
+        self.simulator = (
+            AsyncSimulator(experiment, self.optimizers, config.engine.replay, config.seed)
+            if config.engine.mode == "async_sim"
+            else None
+        )
         self.steps_per_epoch = batches_per_epoch(len(experiment.data.train), config.data.batch_size)
         self.epochs = experiment.rule.total_epochs(config.train.epochs, self.num_blocks)
         total = self.epochs * self.steps_per_epoch
@@ -100,39 +106,61 @@ class LocalEngine:
         return self.should_stop is not None and self.should_stop()
 
     def train_step(self, batch: Batch, epoch: int) -> dict[tuple[int, str], float]:
-        """One step: forward the active blocks, each block's objective top-down, update."""
+        """One step: forward the active blocks, each block's objective top-down, update (or,
+        in ``async_sim``, one tick of the simulated asynchronous modules)."""
         started = time.perf_counter()
+        lr = lr_at(self.step, self.total_steps, self.exp.config.optim)
+        if self.simulator is not None:
+            terms = self.simulator.tick(batch, epoch, self.step, lr)
+        else:
+            terms = self._sync_update(batch, epoch, lr)
+        self.train_seconds += time.perf_counter() - started
+        self._record_terms(terms, epoch)
+        if self.progress is not None:
+            self.progress.on_step(self.step + 1, self.total_steps, epoch)
+        return terms
+
+    def _sync_update(self, batch: Batch, epoch: int, lr: float) -> dict[tuple[int, str], float]:
         exp = self.exp
         active = list(exp.rule.active_blocks(epoch, self.num_blocks))
         first, last = active[0], active[-1]
         if active != list(range(first, last + 1)):
             raise ValueError(f"active blocks must be contiguous, got {active}")
-        lr = lr_at(self.step, self.total_steps, exp.config.optim)
-        for k in active:
-            optimizer = self.optimizers[k]
-            if optimizer is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
+        self._prepare_optimizers(active, lr)
         batch = exp.rule.transform_batch(batch, self.step)
         self._diagnose(batch, epoch)
         x = batch.x
         if first > 0:
-            with torch.no_grad():  # blocks below the active ones are frozen
+            # blocks below the active ones are frozen: no gradients, and eval mode so that
+            # their BatchNorm statistics do not move either
+            frozen = exp.stack.blocks[:first]
+            frozen.eval()
+            with torch.no_grad():
                 x = exp.stack.forward_range(x, 0, first)
+            frozen.train(exp.stack.training)
         blocks = list(exp.stack.blocks[first : last + 1])
         pairs = forward_blocks(blocks, first, x, exp.rule.wiring.needs_input_grad)
         result = backward_blocks(
             exp.rule, exp.locals, pairs, first, self.num_blocks, batch, self.step, epoch
         )
-        for k in active:
-            if self.optimizers[k] is not None:
-                self.optimizers[k].step()  # type: ignore[union-attr]
-        self.train_seconds += time.perf_counter() - started
-        self._record_terms(result.terms, epoch)
-        if self.progress is not None:
-            self.progress.on_step(self.step + 1, self.total_steps, epoch)
+        self._step_optimizers(active)
         return result.terms
+
+    def _prepare_optimizers(self, blocks: Sequence[int], lr: float) -> None:
+        """Set this step's learning rate and clear the gradients of ``blocks``."""
+        for k in blocks:
+            optimizer = self.optimizers[k]
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+
+    def _step_optimizers(self, blocks: Sequence[int]) -> None:
+        """Apply the update of ``blocks`` (the StageEngine calls this for its own blocks)."""
+        for k in blocks:
+            optimizer = self.optimizers[k]
+            if optimizer is not None:
+                optimizer.step()
 
     def _diagnose(self, batch: Batch, epoch: int) -> None:
         every = self.exp.config.train.diagnostics_every
@@ -205,6 +233,7 @@ class LocalEngine:
             "log_sums": [[block, name, value] for (block, name), value in self._sums.items()],
             "log_count": self._count,
             "last_eval": dict(self.last_eval),
+            **({"replay": self.simulator.state_dict()} if self.simulator else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -222,6 +251,8 @@ class LocalEngine:
         )
         self._count = int(state["log_count"])
         self.last_eval = dict(state["last_eval"])
+        if self.simulator is not None:
+            self.simulator.load_state_dict(state["replay"])
 
     def summary(self) -> dict[str, Any]:
         """The run's headline figures."""

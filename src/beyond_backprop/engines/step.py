@@ -61,9 +61,13 @@ def backward_blocks(
     step: int,
     epoch: int,
     inbox: Mapping[str, Tensor] | None = None,
+    scale: float = 1.0,
 ) -> StepResult:
     """Ask the rule for each block's objective, top block first, and back-propagate it inside
-    the block; ``inbox`` holds the messages from above the range (``"grad"`` and broadcasts)."""
+    the block; ``inbox`` holds the messages from above the range (``"grad"`` and broadcasts).
+
+    ``scale`` weights the blocks' own loss terms (a micro-batch's share of the batch); it is
+    not applied to gradients received from above, which already carry it."""
     inbox = dict(inbox or {})
     broadcast = {k: v for k, v in inbox.items() if k != "grad"}
     grad_from_above = inbox.get("grad")
@@ -77,7 +81,7 @@ def backward_blocks(
         ctx = BlockContext(k, num_blocks, x_in, h_out, batch, locals_[k], messages, step, epoch)
         objective = rule.block_objective(k, ctx)
         terms.update(_checked_values(objective.terms, k, step))
-        _apply(objective, h_out)
+        _apply(objective, h_out, scale)
         # outbox tensors are messages, not graph edges: lower blocks must not back-propagate
         # into the block that sent them
         broadcast.update({key: v.detach() for key, v in objective.outbox.items()})
@@ -85,8 +89,10 @@ def backward_blocks(
     return StepResult(terms, grad_from_above, broadcast)
 
 
-def _apply(objective: Objective, h_out: Tensor) -> None:
+def _apply(objective: Objective, h_out: Tensor, scale: float) -> None:
     losses = list(objective.terms.values())
+    if scale != 1.0:  # skipped at 1 so the one-process path stays exactly as it was
+        losses = [loss * scale for loss in losses]
     if isinstance(objective, LocalLoss):
         if losses:
             torch.stack(losses).sum().backward()

@@ -1,5 +1,6 @@
 """Networks as stacks of blocks, and the architecture registry."""
 
+import beyond_backprop.models.hierarchical  # noqa: F401  (registers "hierarchical")
 from beyond_backprop.models import cnn, mlp
 from beyond_backprop.models.registry import ARCHITECTURES, build_model, register_architecture
 from beyond_backprop.models.stack import BlockStack

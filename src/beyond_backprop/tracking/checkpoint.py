@@ -81,7 +81,13 @@ def _prune(root: Path, current: int, keep: int) -> None:
 
 
 def save_checkpoint(
-    run_dir: str | os.PathLike[str], step: int, state: dict[str, Any], *, keep: int | None = None
+    run_dir: str | os.PathLike[str],
+    step: int,
+    state: dict[str, Any],
+    *,
+    keep: int | None = None,
+    file_name: str = STATE_FILE,
+    commit: bool = True,
 ) -> Path:
     """Save ``state`` as the checkpoint at ``step`` and make it the latest; return its file.
 
@@ -91,6 +97,9 @@ def save_checkpoint(
         state: tensors, dicts, lists, tuples and plain scalars only.
         keep: when given, keep only this many most recent checkpoints (the others are removed
             after the pointer names the new one).
+        file_name: the state's file in the step folder (one per rank in a staged run).
+        commit: update the ``latest`` pointer; a staged run's ranks write their files with
+            False, then one rank calls ``commit_checkpoint`` once all files are written.
 
     Raises:
         TypeError: ``state`` holds a value that ``weights_only`` loading refuses.
@@ -101,12 +110,20 @@ def save_checkpoint(
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     check_weights_only_safe(state)
+    path = atomic_torch_save(checkpoint_dir(run_dir, step) / file_name, state)
+    if commit:
+        commit_checkpoint(run_dir, step, keep=keep)
+    return path
+
+
+def commit_checkpoint(
+    run_dir: str | os.PathLike[str], step: int, *, keep: int | None = None
+) -> None:
+    """Point ``latest`` at ``step`` (the commit point: written last), then prune to ``keep``."""
     root = Path(run_dir) / CHECKPOINTS_DIR
-    path = atomic_torch_save(checkpoint_dir(run_dir, step) / STATE_FILE, state)
-    atomic_write_text(root / LATEST_POINTER, f"step-{step}")  # the commit point: last
+    atomic_write_text(root / LATEST_POINTER, f"step-{step}")
     if keep is not None:
         _prune(root, step, keep)
-    return path
 
 
 def latest_checkpoint_step(run_dir: str | os.PathLike[str]) -> int | None:
@@ -134,7 +151,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def load_latest_checkpoint(
-    run_dir: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    run_dir: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    file_name: str = STATE_FILE,
 ) -> tuple[int, dict[str, Any]] | None:
     """Load the checkpoint the ``latest`` pointer names as ``(step, state)``; None if there is none.
 
@@ -144,7 +163,7 @@ def load_latest_checkpoint(
     step = latest_checkpoint_step(run_dir)
     if step is None:
         return None
-    path = checkpoint_dir(run_dir, step) / STATE_FILE
+    path = checkpoint_dir(run_dir, step) / file_name
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} named by the 'latest' pointer does not exist")
     try:

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from beyond_backprop.tracking.checkpoint import save_checkpoint
+from beyond_backprop.tracking.checkpoint import commit_checkpoint, save_checkpoint
 from beyond_backprop.tracking.metrics import MetricsWriter, metrics_file_name
 
 
 class RunRecorder:
-    """Appends metric records to ``metrics.jsonl`` and saves checkpoints under the run dir."""
+    """Appends metric records to ``metrics.jsonl`` and saves checkpoints under the run dir.
 
-    def __init__(self, run_dir: Path, keep_checkpoints: int, rank: int | None = None) -> None:
+    In a staged run (``rank`` given) each rank appends to ``metrics.rank{r}.jsonl`` and writes
+    ``checkpoints/step-N/rank{r}.pt``; once every rank has written (a barrier), rank 0 commits
+    the checkpoint by updating ``latest``, so a checkpoint is whole on every rank or absent.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        keep_checkpoints: int,
+        rank: int | None = None,
+        barrier: Callable[[], object] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.keep = keep_checkpoints
         self.rank = rank
+        self.barrier = barrier
         self.metrics = MetricsWriter(run_dir / metrics_file_name(rank))
 
     def log(
@@ -33,8 +46,24 @@ class RunRecorder:
 
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> None:
         """Save the state atomically and make it the latest checkpoint."""
-        save_checkpoint(self.run_dir, step, state, keep=self.keep)
+        if self.rank is None:
+            save_checkpoint(self.run_dir, step, state, keep=self.keep)
+            return
+        save_checkpoint(
+            self.run_dir, step, state, file_name=rank_state_file(self.rank), commit=False
+        )
+        if self.barrier is not None:
+            self.barrier()  # every rank's file is on disk before the commit
+        if self.rank == 0:
+            commit_checkpoint(self.run_dir, step, keep=self.keep)
+        if self.barrier is not None:
+            self.barrier()  # no rank runs ahead (and prunes) before the commit
 
     def close(self) -> None:
         """Close the metrics file."""
         self.metrics.close()
+
+
+def rank_state_file(rank: int) -> str:
+    """A staged run's per-rank checkpoint file name."""
+    return f"rank{rank}.pt"

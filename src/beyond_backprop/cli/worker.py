@@ -1,0 +1,66 @@
+"""The process ``torchrun`` starts for each stage of ``bbp launch``:
+``python -m beyond_backprop.cli.worker --config FILE [--set k=v] [--resume DIR]``.
+
+Reads RANK / WORLD_SIZE (and the rendezvous address) from the environment torchrun sets;
+logs and errors carry the rank; a user error exits with its code on every rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch.distributed as dist
+
+from beyond_backprop.cli.app import StopFlag, summary_line
+from beyond_backprop.config import load_config
+from beyond_backprop.engines.launch import init_process_group, run_staged
+from beyond_backprop.errors import BeyondBackpropError
+from beyond_backprop.runner import CONFIG_FILE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The torchrun worker: one stage of a staged run."""
+    parser = argparse.ArgumentParser(description="one stage of a staged run (run by torchrun)")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--resume", type=Path)
+    parser.add_argument("--stop-after", type=int)
+    args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        level=logging.INFO, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s"
+    )
+    flag = StopFlag()
+    signal.signal(signal.SIGTERM, flag.handle)
+    signal.signal(signal.SIGINT, flag.handle)
+    try:
+        path = args.resume / CONFIG_FILE if args.resume else args.config
+        config = load_config(path, args.overrides)
+        init_process_group(config, rank, int(os.environ["WORLD_SIZE"]))
+        result = run_staged(
+            config, resume=args.resume, stop_after=args.stop_after, should_stop=flag
+        )
+        if rank == 0:
+            if not result.summary["completed"]:
+                print(
+                    f"stopped at step {result.summary['steps']}; resume with: "
+                    f"bbp launch --nproc {dist.get_world_size()} --resume {result.run_dir}"
+                )
+                sys.exit(128 + (flag.signal or 0) if flag.signal else 0)
+            print(summary_line(result.summary, result.run_dir), flush=True)
+    except BeyondBackpropError as error:
+        for line in str(error).splitlines():
+            print(f"[rank {rank}] error: {line}", file=sys.stderr, flush=True)
+        sys.exit(error.exit_code)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

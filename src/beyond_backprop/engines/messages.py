@@ -1,0 +1,133 @@
+"""Point-to-point tensors between stages, each preceded by a small shape/dtype header.
+
+A receiver cannot know the shape of what comes (the last batch of an epoch is smaller; a rule
+may send an error of the output's shape), so every message is two transfers: a fixed-size
+int64 header (kind, dtype code, number of dims, sizes) and then the payload. Named messages
+(a rule's ``outbox``) travel as a count followed by (name, tensor) pairs.
+
+Sends are non-blocking (``isend``): a stage hands its output to the next stage and goes on
+with its own work, which is what lets stages overlap. ``Channel.flush`` waits for what is
+still in flight; the buffers stay referenced until then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from beyond_backprop.errors import BeyondBackpropError
+
+MAX_DIMS = 6
+HEADER = 3 + MAX_DIMS
+TENSOR, STOP = 0, 1
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.uint8]
+
+
+class StageError(BeyondBackpropError):
+    """A stage lost contact with another (it died, hung past the timeout, or closed)."""
+
+    exit_code = 4
+
+
+class Channel:
+    """Messages between this rank and the others, with failures turned into ``StageError``."""
+
+    def __init__(self, rank: int, device: torch.device | None = None) -> None:
+        self.rank = rank
+        self.device = device or torch.device("cpu")
+        self._in_flight: list[tuple[Any, Tensor]] = []
+        self.wait_seconds = 0.0
+        """Time spent blocked in ``recv``: idle time waiting for another stage."""
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, tensor: Tensor, dst: int) -> None:
+        """Queue ``tensor`` for rank ``dst`` (returns at once)."""
+        payload = tensor.detach().contiguous()
+        self._isend(_header(TENSOR, payload), dst)
+        self._isend(payload, dst)
+
+    def send_stop(self, dst: int) -> None:
+        """Tell ``dst`` that nothing more comes from this rank."""
+        self._isend(_header(STOP, None), dst)
+
+    def send_named(self, messages: dict[str, Tensor], dst: int) -> None:
+        """Send a mapping of named tensors (possibly empty)."""
+        self.send(torch.tensor([len(messages)], dtype=torch.int64), dst)
+        for name, tensor in sorted(messages.items()):
+            self.send(torch.tensor(list(name.encode()), dtype=torch.uint8), dst)
+            self.send(tensor, dst)
+
+    def flush(self) -> None:
+        """Wait until every queued send has completed."""
+        for work, _ in self._in_flight:
+            self._guard(work.wait, "send to", -1)
+        self._in_flight.clear()
+
+    def _isend(self, tensor: Tensor, dst: int) -> None:
+        work = self._guard(lambda: dist.isend(tensor, dst), "send to", dst)
+        self._in_flight.append((work, tensor))  # keep the buffer alive until sent
+        if len(self._in_flight) > 64:  # bound memory: old sends have long completed
+            self._in_flight[0][0].wait()
+            self._in_flight.pop(0)
+
+    # -- receiving -------------------------------------------------------------------------
+    def recv(self, src: int) -> Tensor | None:
+        """The next tensor from ``src``, or None when ``src`` sent STOP."""
+        header = torch.empty(HEADER, dtype=torch.int64)
+        started = time.perf_counter()
+        self._guard(lambda: dist.recv(header, src), "receive from", src)
+        self.wait_seconds += time.perf_counter() - started
+        if int(header[0]) == STOP:
+            return None
+        ndim = int(header[2])
+        shape = [int(s) for s in header[3 : 3 + ndim]]
+        tensor = torch.empty(shape, dtype=DTYPES[int(header[1])], device=self.device)
+        self._guard(lambda: dist.recv(tensor, src), "receive from", src)
+        return tensor
+
+    def recv_required(self, src: int) -> Tensor:
+        """The next tensor from ``src``; STOP here is a protocol error."""
+        tensor = self.recv(src)
+        if tensor is None:
+            raise StageError(f"stage {self.rank} expected a tensor from stage {src}, got STOP")
+        return tensor
+
+    def recv_named(self, src: int) -> dict[str, Tensor]:
+        """A mapping sent by ``send_named``."""
+        count = int(self.recv_required(src)[0])
+        messages = {}
+        for _ in range(count):
+            name = bytes(self.recv_required(src).tolist()).decode()
+            messages[name] = self.recv_required(src)
+        return messages
+
+    def _guard(self, call: Callable[[], Any], what: str, peer: int) -> Any:
+        try:
+            return call()
+        except RuntimeError as error:
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            other = f"stage {peer} (rank {peer})" if peer >= 0 else "a peer stage"
+            raise StageError(
+                f"stage {self.rank} (rank {self.rank}) could not {what} {other}: {reason}; "
+                "that stage died or hung past engine.timeout_s (see its log)"
+            ) from error
+
+
+def _header(kind: int, tensor: Tensor | None) -> Tensor:
+    header = torch.zeros(HEADER, dtype=torch.int64)
+    header[0] = kind
+    if tensor is not None:
+        if tensor.dim() > MAX_DIMS:
+            raise ValueError(f"cannot send a {tensor.dim()}-d tensor (at most {MAX_DIMS} dims)")
+        if tensor.dtype not in DTYPES:
+            raise ValueError(f"cannot send dtype {tensor.dtype}; valid: {DTYPES}")
+        header[1] = DTYPES.index(tensor.dtype)
+        header[2] = tensor.dim()
+        header[3 : 3 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
+    return header

@@ -1,0 +1,157 @@
+"""What one stage does in one training step, for each schedule of the StageEngine.
+
+Every schedule runs the stage's blocks through ``engines.step`` (the same code as the
+LocalEngine) and differs only in which messages it waits for:
+
+- ``naive``: one batch in the pipeline at a time. Activations go up; then the backward
+  messages (the gradient, broadcasts, or an empty "done" message) come down stage by stage
+  before anyone starts the next batch. Serves every wiring.
+- ``pipelined``: for forward-only wirings (backward ``none``: greedy, DGL, GIM). A stage sends
+  its output up and goes on with its own update and the next batch without waiting for any
+  stage above, so stage k works on batch t while stage k+1 works on batch t-1. Each block's
+  update depends only on its input and its own state, and the input of block k+1 for batch t
+  is computed by block k's parameters before block k's update of step t, as in the
+  LocalEngine's sync loop: the parameters come out bitwise the same (same seed, pinned
+  threads, no random layers, whose draws would come from a different generator per rank).
+- ``gpipe``: for gradient wirings (``backprop``, ``fa``): the batch is split into micro-batches;
+  all forwards, then all backwards in reverse order, gradients accumulated, one update. Each
+  micro-batch's loss is weighted by its share of the batch, so the gradients equal one-process
+  back-propagation of the batch's mean loss (up to float summation order).
+
+For ``output_error`` wirings (DFA) the top stage sends its broadcast straight to every lower
+stage, which then updates without waiting for any backward pass in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from beyond_backprop.engines.messages import Channel
+from beyond_backprop.engines.step import backward_blocks, forward_blocks
+from beyond_backprop.models import BlockStack
+from beyond_backprop.rules.base import Batch, LearningRule, Wiring
+
+Terms = dict[tuple[int, str], float]
+Pairs = list[tuple[torch.Tensor, torch.Tensor]]
+Messages = dict[str, torch.Tensor]
+
+
+@dataclass
+class Stage:
+    """This process's part of the network and its link to the other stages."""
+
+    rank: int
+    world_size: int
+    blocks: range
+    stack: BlockStack
+    rule: LearningRule
+    locals: list[nn.Module | None]
+    channel: Channel
+    microbatches: int = 1
+
+    @property
+    def first(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def last(self) -> bool:
+        return self.rank == self.world_size - 1
+
+    def forward(
+        self, x: torch.Tensor | None, batch: Batch
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Receive the input (or take the batch's), run the blocks, send the output up."""
+        if not self.first:
+            x = self.channel.recv_required(self.rank - 1)
+        assert x is not None
+        modules = list(self.stack.blocks[self.blocks.start : self.blocks.stop])
+        pairs = forward_blocks(modules, self.blocks.start, x, self.rule.wiring.needs_input_grad)
+        if not self.last:
+            self.channel.send(pairs[-1][1], self.rank + 1)
+        return pairs
+
+    def backward(
+        self, pairs: Pairs, batch: Batch, step: int, epoch: int, inbox: Messages, scale: float = 1.0
+    ) -> tuple[Terms, Messages]:
+        """The blocks' objectives; returns the terms and the messages for the stage below."""
+        first, total = self.blocks.start, len(self.stack)
+        result = backward_blocks(
+            self.rule, self.locals, pairs, first, total, batch, step, epoch, inbox, scale
+        )
+        down = dict(result.outbox)
+        if result.grad_below is not None:
+            down["grad"] = result.grad_below
+        return result.terms, down
+
+
+def naive(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
+    """One batch at a time through the whole pipeline (serves every wiring)."""
+    pairs = stage.forward(batch.x, batch)
+    broadcast_from_top = stage.rule.wiring.backward == "output_error"
+    inbox: dict[str, torch.Tensor] = {}
+    if not stage.last:
+        source = stage.world_size - 1 if broadcast_from_top else stage.rank + 1
+        inbox = stage.channel.recv_named(source)
+    terms, down = stage.backward(pairs, batch, step, epoch, inbox)
+    if broadcast_from_top:
+        if stage.last:  # straight to every lower stage: none waits for another's backward
+            for rank in range(stage.world_size - 1):
+                stage.channel.send_named(down, rank)
+    elif not stage.first:
+        stage.channel.send_named(down, stage.rank - 1)
+    return terms
+
+
+def pipelined(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
+    """Send up and go on: no stage waits for a stage above it (forward-only wirings)."""
+    pairs = stage.forward(batch.x, batch)
+    terms, _ = stage.backward(pairs, batch, step, epoch, {})
+    return terms
+
+
+def gpipe(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
+    """Micro-batches: all forwards, then all backwards in reverse, one accumulated update."""
+    n = batch.x.shape[0]
+    parts = min(stage.microbatches, n)
+    xs, ys = torch.tensor_split(batch.x, parts), torch.tensor_split(batch.y, parts)
+    micro = [Batch(x, y) for x, y in zip(xs, ys, strict=True)]
+    saved = [stage.forward(m.x, m) for m in micro]
+    terms: Terms = {}
+    for m in reversed(range(parts)):
+        inbox = {} if stage.last else stage.channel.recv_named(stage.rank + 1)
+        share = micro[m].x.shape[0] / n
+        part_terms, down = stage.backward(saved[m], micro[m], step, epoch, inbox, scale=share)
+        saved[m] = []  # free this micro-batch's graph as soon as it is done
+        for key, value in part_terms.items():
+            terms[key] = terms.get(key, 0.0) + share * value
+        if not stage.first:
+            stage.channel.send_named(down, stage.rank - 1)
+    return terms
+
+
+StepFunction = Callable[[Stage, Batch, int, int], Terms]
+SCHEDULES: dict[str, tuple[StepFunction, Callable[[Wiring], bool], str]] = {
+    "naive": (naive, lambda w: True, "any wiring"),
+    "pipelined": (pipelined, lambda w: w.backward == "none", "wirings with backward 'none'"),
+    "gpipe": (gpipe, lambda w: w.backward == "gradient", "wirings with backward 'gradient'"),
+}
+
+
+def check_schedule(
+    schedule: str, rule_name: str, wiring: Wiring, rules: dict[str, Wiring]
+) -> str | None:
+    """Why ``schedule`` cannot serve ``rule_name`` (naming the rules it can serve), or None."""
+    _, serves, what = SCHEDULES[schedule]
+    if serves(wiring):
+        return None
+    able = sorted(name for name, w in rules.items() if serves(w))
+    return (
+        f"engine.schedule: {schedule!r} serves {what}, but rule {rule_name!r} has backward "
+        f"{wiring.backward!r}; rules it serves: {', '.join(able) or 'none'}; "
+        f"schedules for {rule_name!r}: "
+        f"{', '.join(s for s, (_, ok, _) in SCHEDULES.items() if ok(wiring))}"
+    )

@@ -1,0 +1,1 @@
+"""Evaluation helpers: diagnostics of a rule's updates, plots of logged metrics."""

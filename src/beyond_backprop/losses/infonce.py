@@ -1,0 +1,63 @@
+"""InfoNCE (CPC) losses: the contrastive bound of van den Oord et al. and its patch-grid form."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def info_nce(predictions: Tensor, targets: Tensor) -> Tensor:
+    """InfoNCE with in-batch negatives (van den Oord et al. 2018, arXiv 1807.03748, Eq. 4).
+
+    The score of prediction ``i`` and target ``j`` is the dot product ``f_ij = t_j . p_i`` (a
+    log-bilinear model once ``p = W c``); target ``i`` is the positive of prediction ``i`` and
+    all other targets are its negatives: ``-log(exp f_ii / sum_j exp f_ij)``, averaged over i.
+
+    Args:
+        predictions: ``(N, D)``, e.g. ``W_k c_t``.
+        targets: ``(N, D)``, e.g. ``z_{t+k}``; row i is the positive of prediction i.
+
+    Returns:
+        The scalar mean loss.
+
+    Examples:
+        >>> t = torch.randn(6, 4)
+        >>> bool(info_nce(10 * t, t) < info_nce(10 * t, t.flip(0)))
+        True
+    """
+    if predictions.shape != targets.shape or predictions.dim() != 2:
+        raise ValueError(
+            f"info_nce needs two (N, D) batches of equal shape, got {predictions.shape}, "
+            f"{targets.shape}"
+        )
+    scores = predictions @ targets.T
+    return F.cross_entropy(scores, torch.arange(len(scores), device=scores.device))
+
+
+def grid_info_nce(z: Tensor, predictors: Sequence[nn.Module]) -> dict[str, Tensor]:
+    """The CPC vision task on a grid of patch representations, one InfoNCE term per offset.
+
+    Patch ``(r, c)`` predicts the patch ``k`` rows below it, ``(r + k, c)``, with predictor
+    ``W_k = predictors[k - 1]`` (Oord et al. Sec. 3.2; Löwe et al. 2019, arXiv 1905.11786,
+    Eq. 2-3). The negatives of a prediction are all other targets at the same offset in the
+    batch (other patches of the same image and of the other images).
+
+    Args:
+        z: patch representations, shape ``(B, D, G_rows, G_cols)``.
+        predictors: one module ``(., D) -> (., D)`` per offset ``k = 1 .. K`` (``K < G_rows``).
+
+    Returns:
+        ``{"infonce_k<k>": loss}`` for each offset.
+    """
+    rows = z.shape[2]
+    if not 0 < len(predictors) < rows:
+        raise ValueError(f"{len(predictors)} offsets do not fit a grid of {rows} rows")
+    terms = {}
+    for k, predictor in enumerate(predictors, start=1):
+        context = z[:, :, : rows - k].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        target = z[:, :, k:].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        terms[f"infonce_k{k}"] = info_nce(predictor(context), target)
+    return terms

@@ -1,0 +1,67 @@
+"""Decoupled Greedy Learning: every block at once, each on its own auxiliary loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from beyond_backprop.models.grouping import group_blocks
+from beyond_backprop.models.heads import HeadConfig, build_heads, head_loss, head_predictions
+from beyond_backprop.models.stack import BlockStack
+from beyond_backprop.rules.base import BlockContext, LearningRule, LocalLoss, Objective, Wiring
+from beyond_backprop.rules.registry import register_rule
+
+
+@register_rule("dgl", "decoupled greedy learning: all blocks at once on auxiliary losses")
+class DGL(LearningRule):
+    """Decoupled Greedy Learning (Belilovsky, Eickenberg and Oyallon, arXiv 1901.08164).
+
+    Every block learns at the same time from the cross-entropy of a small auxiliary classifier
+    on its own output (Sec. 3, Algorithm 1); its input is detached, so no gradient crosses a
+    block boundary and a block may update as soon as its own forward pass is done (update and
+    backward unlocking). The last block outputs the logits and learns from them directly; the
+    network's prediction is that last block's output. In a synchronous step block k+1's input
+    is block k's output computed before block k's update in the same step.
+
+    The asynchronous variant (Sec. 3.2, Algorithm 2: a replay buffer between consecutive
+    modules) is the engine's business: ``engine.mode: async_sim`` in the ``LocalEngine`` (see
+    ``engines/replay.py``); this rule only declares ``stale_ok``.
+
+    Deviations: the auxiliary network defaults to the paper's MLP-SR family (spatial averaging
+    to 2x2, then a 3-layer MLP; ``models/heads.py``) with a width chosen for MNIST-sized
+    models, not the paper's CIFAR/ImageNet widths. Blocks are the architecture's blocks, or
+    groups of them through the ``blocks`` option.
+    """
+
+    @dataclass(frozen=True)
+    class Config:
+        """Options of decoupled greedy learning."""
+
+        head: HeadConfig = field(default_factory=lambda: HeadConfig("mlp", depth=3, width=128))
+        """The auxiliary classifier on every block but the last (``models/heads.py``)."""
+        blocks: tuple[int, ...] = ()
+        """Architecture block indices that start a new block (after the first), e.g. ``[2]``
+        merges a 4-block stack into two blocks of two; empty: the architecture's blocks."""
+
+    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=True)
+
+    def prepare(self, stack: BlockStack) -> list[str]:
+        """Merge architecture blocks into the configured blocks."""
+        return group_blocks(stack, self.config.blocks)
+
+    def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
+        """An auxiliary head on every block but the last."""
+        return build_heads(stack, self.config.head)
+
+    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
+        """Cross-entropy of the block's own head (the logits for the last block)."""
+        return LocalLoss({"loss": head_loss(ctx)})
+
+    def predictions(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
+    ) -> dict[int | None, Tensor]:
+        """The last block's output, and every block's head."""
+        return head_predictions(stack, locals_, x)

@@ -1,0 +1,113 @@
+"""Local parallelism: a local loss per chunk of blocks, optionally overlapping the one below."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from beyond_backprop.models.grouping import group_blocks
+from beyond_backprop.models.heads import HeadConfig, build_heads, head_loss, head_predictions
+from beyond_backprop.models.stack import BlockStack
+from beyond_backprop.rules.base import (
+    BlockContext,
+    LearningRule,
+    LocalLoss,
+    Objective,
+    OutputGradient,
+    Wiring,
+)
+from beyond_backprop.rules.registry import register_rule
+
+
+@register_rule("local_parallel", "local updates per chunk of blocks, with optional overlap")
+class LocalParallel(LearningRule):
+    """Local parallelism (Laskin, Metz, Nabarro et al., arXiv 2012.03837, Sec. 3).
+
+    The stack is cut into chunks of ``chunk`` consecutive blocks; each chunk learns from the
+    cross-entropy of an auxiliary head on its top block, back-propagated inside the chunk only
+    (truncated, chunked local updates). With ``overlap: 1`` a chunk's loss also trains the top
+    block of the chunk below (the paper's overlapping local updates): that gradient is sent
+    down one block and stops at that block's input, while the block's own chunk loss goes on
+    down its chunk. The last block outputs the logits and is its chunk's head; the network's
+    prediction is its output. One chunk covering the whole stack is back-propagation; ``chunk:
+    1`` without overlap is DGL.
+
+    Deviations: overlap is counted in blocks and is at most one block (make the blocks finer,
+    e.g. one layer each, to overlap a single layer); the auxiliary head defaults to spatial
+    averaging to 2x2 and one linear layer, the light head of the paper's vision experiments,
+    sized for MNIST. The overlap gradient is applied inside ``block_objective`` (a backward
+    pass whose input gradient is zeroed), because an ``OutputGradient`` would carry it further
+    down than one block.
+    """
+
+    @dataclass(frozen=True)
+    class Config:
+        """Options of local parallel updates."""
+
+        chunk: int = 1
+        """Blocks per local loss (back-propagation inside a chunk); chunks are counted from
+        the bottom and the top one may be shorter."""
+        overlap: int = 0
+        """1: a chunk's loss also trains the top block of the chunk below; 0: no overlap."""
+        head: HeadConfig = field(default_factory=lambda: HeadConfig("mlp", depth=1))
+        """The auxiliary classifier on the top block of every chunk but the last."""
+        blocks: tuple[int, ...] = ()
+        """Architecture block indices that start a new block (after the first); empty: the
+        architecture's blocks."""
+
+        def problems(self) -> list[tuple[str, str]]:
+            """(field, message) for every invalid value."""
+            found = []
+            if self.chunk < 1:
+                found.append(("chunk", f"{self.chunk} is invalid: must be >= 1"))
+            if self.overlap not in (0, 1):
+                found.append(("overlap", f"{self.overlap} is invalid: must be 0 or 1 (blocks)"))
+            return found
+
+    # "overlap": a gradient crosses a chunk boundary one block down at most; inside a chunk
+    # gradients go down as in back-propagation. Stale gradients would break the chunks' backprop.
+    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="overlap", stale_ok=False)
+
+    def _is_top(self, k: int, num_blocks: int) -> bool:
+        return (k + 1) % self.config.chunk == 0 or k == num_blocks - 1
+
+    def prepare(self, stack: BlockStack) -> list[str]:
+        """Merge architecture blocks into the configured blocks."""
+        return group_blocks(stack, self.config.blocks)
+
+    def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
+        """An auxiliary head on the top block of every chunk but the last."""
+        n = len(stack)
+        return build_heads(stack, self.config.head, [k for k in range(n) if self._is_top(k, n)])
+
+    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
+        """Inside a chunk: the gradient from above. A chunk's top block: its head's loss, plus
+        (with overlap) the gradient of the chunk above, which stops at this block's input."""
+        if not self._is_top(k, ctx.num_blocks):
+            return OutputGradient(ctx.inbox["grad"])
+        if self.config.overlap and "grad" in ctx.inbox:
+            _train_this_block_only(ctx.h_out, ctx.x_in, ctx.inbox["grad"])
+        return LocalLoss({"loss": head_loss(ctx)})
+
+    def predictions(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
+    ) -> dict[int | None, Tensor]:
+        """The last block's output, and every chunk's head."""
+        return head_predictions(stack, locals_, x)
+
+
+def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:
+    """Accumulate ``grad`` (dL_above/dh_out) into the block's parameters but not into its
+    input: the overlapping gradient reaches one block down and no further, so the message this
+    block sends down carries only its own chunk's loss."""
+    handle = x_in.register_hook(torch.zeros_like) if x_in.requires_grad else None
+    try:
+        # retain_graph: the block's own loss is back-propagated through the same graph next
+        torch.autograd.backward(h_out, grad, retain_graph=True)
+    finally:
+        if handle is not None:
+            handle.remove()

@@ -1,0 +1,123 @@
+"""LoCo: local contrastive learning with overlapping stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from beyond_backprop.data.views import ViewsConfig, stacked_views
+from beyond_backprop.eval.probe import encoder_features, probe_predictions, probed_locals
+from beyond_backprop.models.projection import ProjectionHead
+from beyond_backprop.models.stack import BlockStack
+from beyond_backprop.rules.base import (
+    Batch,
+    BlockContext,
+    LearningRule,
+    LocalLoss,
+    Objective,
+    OutputGradient,
+    Wiring,
+)
+from beyond_backprop.rules.registry import register_rule
+from beyond_backprop.rules.simclr import contrastive_terms, encoder_blocks
+
+
+@register_rule("loco", "LoCo: per-block NT-Xent, each loss also trains the block below (overlap)")
+class LoCo(LearningRule):
+    """LoCo (Xiong, Ren, Urtasun 2020, arXiv 2008.01342, Sec. 3.2-3.3, Fig. 1).
+
+    Every encoder block k is a local stage with its own projection head and SimCLR NT-Xent
+    loss L_k on two augmented views (as ``simclr`` per block). Stages overlap by one block:
+    stage k is blocks {k-1, k}, so L_k also trains block k-1, and block k-1 learns from
+    L_{k-1} + L_k, while nothing of L_k reaches block k-2 or below. Block k-1 thus acts as a
+    shared middle block and block k as a deeper decoder of block k-1's representation, the
+    implicit feedback from upper to lower blocks that the paper credits for closing the gap to
+    end-to-end SimCLR. ``decoder_depth`` adds conv layers to each head (the paper's deeper
+    decoder ablation). The encoder, probes and evaluation are as in ``simclr``.
+
+    How the overlap reaches exactly one block: the engine sends the gradient at block k's
+    input to block k-1 as ``inbox["grad"]``. Block k also back-propagates the gradient it got
+    from above (L_{k+1}), which would reach its input too; so the rule first takes dL_k/dx_k
+    alone (``torch.autograd.grad``) and a hook on the input makes that the gradient the engine
+    sends down. One extra backward pass through the head and the block per step.
+
+    Deviations: stages are single blocks of the library's small CNN (the paper's stages are
+    ResNet-50 residual stages, overlapping by one stage); MLP heads without BatchNorm; SGD/Adam
+    instead of LARS; the views of ``simclr``.
+    """
+
+    @dataclass(frozen=True)
+    class Config:
+        """LoCo's options."""
+
+        overlap: bool = True
+        """Each block's loss also trains the block below it (False: per-block SimCLR)."""
+        decoder_depth: int = 0
+        """Extra conv layers in each projection head before pooling (the deeper decoder)."""
+        temperature: float = 0.5
+        """NT-Xent temperature."""
+        head_hidden: int = 128
+        """Hidden width of the projection heads."""
+        head_out: int = 64
+        """Output dimension of the projection heads."""
+        probe_pool: int = 4
+        """Probes read image features average-pooled to at most this many cells per side."""
+        views: ViewsConfig = field(default_factory=ViewsConfig)
+        """The augmentations that make the two views."""
+
+        def problems(self) -> list[tuple[str, str]]:
+            """(field, message) for every invalid value."""
+            found = [(f"views.{k}", m) for k, m in self.views.problems()]
+            if self.temperature <= 0:
+                found.append(("temperature", f"{self.temperature} is invalid: must be > 0"))
+            if self.decoder_depth < 0:
+                found.append(("decoder_depth", f"{self.decoder_depth} is invalid: must be >= 0"))
+            for key in ("head_hidden", "head_out", "probe_pool"):
+                if getattr(self, key) < 1:
+                    found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
+            return found
+
+    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="overlap")
+
+    def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
+        """A projection head and a probe for every encoder block."""
+        cfg = self.config
+        shapes = [stack.output_shapes[k] for k in encoder_blocks(stack, "loco")]
+        heads: list[nn.Module | None] = [
+            ProjectionHead(shape, cfg.head_hidden, cfg.head_out, cfg.decoder_depth)
+            for shape in shapes
+        ]
+        return probed_locals(shapes, heads, stack.output_shapes[-1][0], cfg.probe_pool, len(stack))
+
+    def transform_batch(self, batch: Batch, step: int) -> Batch:
+        """Two views of each image, stacked (2B); the targets repeated for the probes."""
+        return Batch(stacked_views(batch.x, self.config.views), batch.y.repeat(2))
+
+    def active_blocks(self, epoch: int, num_blocks: int) -> range:
+        """The encoder: the classifier block does not run."""
+        return range(num_blocks - 1)
+
+    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
+        """L_k, plus (with overlap) the gradient of L_{k+1} sent down by the block above."""
+        terms = contrastive_terms(ctx.local, ctx.h_out, ctx.batch.y, self.config.temperature)
+        if not self.config.overlap:
+            return LocalLoss(terms)
+        x_in = ctx.x_in
+        if x_in.requires_grad:
+            (own,) = torch.autograd.grad(terms["nt_xent"], x_in, retain_graph=True)
+            # what goes down is dL_k/dx_k only: the gradient from above (L_{k+1}) trains this
+            # block but must stop at its input, one block below L_{k+1}'s own stage
+            x_in.register_hook(lambda _grad: own)
+        if "grad" in ctx.inbox:
+            return OutputGradient(ctx.inbox["grad"], terms)
+        return LocalLoss(terms)
+
+    def predictions(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
+    ) -> dict[int | None, Tensor]:
+        """Each encoder block's linear probe (None: the top block's)."""
+        return probe_predictions(encoder_features(self, stack, x), locals_)

@@ -1,0 +1,142 @@
+"""The StageEngine against the LocalEngine: 2 ranks, gloo, spawned processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.engines.schedules import check_schedule
+from beyond_backprop.engines.staged import StageEngine
+from beyond_backprop.rules import RULES
+from beyond_backprop.rules.base import Wiring
+from tests.helpers import tiny_config
+from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
+
+
+def config(schedule: str, **train: Any) -> ExperimentConfig:
+    return tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16, 16]},
+        engine={
+            "name": "staged",
+            "stages": 2,
+            "schedule": schedule,
+            "threads": 1,
+            "microbatches": 4,
+        },
+        train={"epochs": 2, **train},
+        optim={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    )
+
+
+def assert_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], exact: bool) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if exact:
+            assert torch.equal(a[key], b[key]), key
+        else:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def ok(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    for outcome in outcomes:
+        assert outcome["ok"], outcome.get("trace") or outcome
+    return outcomes[0]["result"]
+
+
+def test_pipelined_forward_only_rule_is_bitwise_the_local_engine(tmp_path: Path) -> None:
+    cfg = config("pipelined")
+    staged = ok(spawn(tmp_path, train_staged, cfg, True, [2]))
+    local = train_local(cfg, True)
+    assert_states(staged["stack"], local["stack"], exact=True)
+    assert_states(staged["locals"], local["locals"], exact=True)
+
+
+def test_naive_backprop_is_bitwise_the_local_engine(tmp_path: Path) -> None:
+    cfg = config("naive")
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [1]))
+    assert_states(staged["stack"], train_local(cfg, False)["stack"], exact=True)
+
+
+def test_gpipe_backprop_equals_one_process_backprop_of_the_mean_loss(tmp_path: Path) -> None:
+    cfg = config("gpipe", epochs=1)
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [2]))
+    local = train_local(cfg, False)
+    assert_states(staged["stack"], local["stack"], exact=False)
+    first = next(iter(local["stack"]))
+    initial = experiment_for(cfg, False).stack.state_dict()[first]
+    assert not torch.equal(initial, local["stack"][first])  # training did move the weights
+
+
+def test_schedules_refuse_wirings_they_cannot_serve() -> None:
+    rules = {name: RULES.get(name).wiring for name in RULES.names()}
+    message = check_schedule("pipelined", "backprop", RULES.get("backprop").wiring, rules)
+    assert message is not None
+    assert message.startswith("engine.schedule: 'pipelined' serves wirings with backward 'none'")
+    assert "schedules for 'backprop': naive, gpipe" in message
+    assert check_schedule("gpipe", "x", Wiring(backward="none"), rules) is not None
+    assert check_schedule("naive", "x", Wiring(backward="output_error"), rules) is None
+
+
+def _dies_at_step_3(rank: int, cfg: ExperimentConfig) -> str:
+    engine = StageEngine(experiment_for(cfg, False), [2])
+    if rank == 1:
+        original = engine.train_step
+
+        def step(batch, epoch):  # type: ignore[no-untyped-def]
+            if engine.step == 3:
+                os._exit(17)  # a crash: no goodbye to the other stage
+            return original(batch, epoch)
+
+        engine.train_step = step  # type: ignore[method-assign]
+    engine.train()
+    return "finished"
+
+
+def test_a_dead_rank_ends_the_run_with_a_message_naming_it(tmp_path: Path) -> None:
+    rank0, rank1 = spawn(tmp_path, _dies_at_step_3, config("naive"), timeout=40)
+    assert rank1 == {"ok": False, "exitcode": 17}
+    assert not rank0["ok"]
+    assert rank0["error"].startswith("StageError: stage 0 (rank 0) could not")
+    assert "stage 1 (rank 1)" in rank0["error"]
+
+
+def _stop_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str, Any]:
+    from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
+    from beyond_backprop.tracking.recorder import RunRecorder, rank_state_file
+    import torch.distributed as dist
+
+    path = Path(run_dir)
+    first = StageEngine(experiment_for(cfg, True), [2])
+    first.recorder = RunRecorder(path, 2, rank=rank, barrier=dist.barrier)
+    # only rank 1 is asked to stop: the ranks must agree and stop at the same step
+    first.should_stop = lambda: rank == 1 and first.step >= 5
+    stopped = first.train()
+    loaded = load_latest_checkpoint(path, file_name=rank_state_file(rank))
+    assert loaded is not None
+    second = StageEngine(experiment_for(cfg, True), [2])
+    second.load_state_dict(loaded[1])
+    second.train()
+    second.gather_parameters()
+    return {
+        "stopped_at": stopped["steps"],
+        "stack": second.exp.stack.state_dict() if rank == 0 else None,
+    }
+
+
+def test_stop_on_one_rank_checkpoints_all_and_resume_is_bitwise(tmp_path: Path) -> None:
+    cfg = config("pipelined", stop_every=None) if False else tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16, 16]},
+        engine={"name": "staged", "stages": 2, "schedule": "pipelined", "threads": 1, "stop_check_every": 2},
+        train={"epochs": 2},
+    )  # fmt: skip
+    (tmp_path / "run").mkdir()
+    outcomes = spawn(tmp_path, _stop_and_resume, cfg, str(tmp_path / "run"))
+    result = ok(outcomes)
+    assert result["stopped_at"] == 6  # the first agreement point at or after step 5
+    assert outcomes[1]["result"]["stopped_at"] == 6
+    assert_states(result["stack"], train_local(cfg, True)["stack"], exact=True)

@@ -1,0 +1,100 @@
+"""Oracles for greedy layerwise learning: a block that is not training never changes (its
+parameters and its BatchNorm statistics), and the training block learns exactly as
+back-propagation through it and its head on the frozen blocks' output."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from beyond_backprop.config import build_experiment_config
+from beyond_backprop.engines.local import LocalEngine
+from beyond_backprop.errors import ConfigError
+from beyond_backprop.experiment import build_experiment
+from beyond_backprop.rules.base import Batch
+from tests.helpers import tiny_config
+
+CNN = {"arch": "cnn", "channels": [4, 8], "pool": [True, False], "fc_width": 12}  # BatchNorm
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(v, b[k]) for k, v in a.items())
+
+
+def test_schedule_is_one_block_after_another() -> None:
+    experiment = build_experiment(tiny_config(rule={"name": "greedy", "epochs_per_block": 2}))
+    rule, n = experiment.rule, len(experiment.stack)
+    assert rule.total_epochs(99, n) == 2 * n
+    assert [list(rule.active_blocks(e, n)) for e in range(2 * n)] == [
+        [k] for k in range(n) for _ in range(2)
+    ]
+
+
+def test_inactive_blocks_never_change() -> None:
+    config = tiny_config(model=CNN, rule={"name": "greedy", "epochs_per_block": 1})
+    experiment = build_experiment(config)
+    engine = LocalEngine(experiment)
+    stack, heads = experiment.stack, experiment.locals
+    n = len(stack)
+    data = experiment.data.train
+    for epoch in range(n):
+        before = [_snapshot(b) for b in stack.blocks]
+        heads_before = [_snapshot(h) if h is not None else {} for h in heads]
+        for i in range(0, len(data), 32):
+            engine.train_step(Batch(data.x[i : i + 32], data.y[i : i + 32]), epoch)
+            engine.step += 1
+        for k in range(n):
+            changed = not _same(before[k], _snapshot(stack.blocks[k]))
+            assert changed == (k == epoch), f"epoch {epoch}: block {k} changed={changed}"
+            if heads[k] is not None:
+                head_changed = not _same(heads_before[k], _snapshot(heads[k]))  # type: ignore[arg-type]
+                assert head_changed == (k == epoch)
+
+
+def test_active_block_learns_as_backprop_on_block_and_head() -> None:
+    torch.set_num_threads(1)
+    optim = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "schedule": "constant"}
+    experiment = build_experiment(tiny_config(model=CNN, rule={"name": "greedy"}, optim=optim))
+    frozen = copy.deepcopy(experiment.stack.blocks[0]).eval()
+    block, head = copy.deepcopy(experiment.stack.blocks[1]), copy.deepcopy(experiment.locals[1])
+    assert head is not None
+    optimizer = torch.optim.SGD([*block.parameters(), *head.parameters()], lr=0.1, momentum=0.0)
+    engine = LocalEngine(experiment)
+    data = experiment.data.train
+    for i in range(3):
+        x, y = data.x[i * 16 : (i + 1) * 16], data.y[i * 16 : (i + 1) * 16]
+        engine.train_step(Batch(x, y), epoch=1)  # epoch 1: block 1's turn
+        engine.step += 1
+        with torch.no_grad():
+            h = frozen(x)
+        optimizer.zero_grad()
+        F.cross_entropy(head(block(h)), y).backward()
+        optimizer.step()
+    ours = experiment.stack.blocks[1].state_dict()
+    for key, value in block.state_dict().items():
+        assert torch.equal(ours[key], value), key
+
+
+@pytest.mark.parametrize("head", [{"kind": "conv", "depth": 3}, {"kind": "mlp", "depth": 2}])
+def test_head_family_options(head: dict[str, Any]) -> None:
+    experiment = build_experiment(tiny_config(model=CNN, rule={"name": "greedy", "head": head}))
+    local = experiment.locals[0]
+    assert local is not None
+    kinds = [type(m).__name__ for m in local]
+    learned = [k for k in kinds if k in ("Conv2d", "Linear")]
+    assert len(learned) == head["depth"]
+    if head["kind"] == "conv":
+        assert learned == ["Conv2d"] * (head["depth"] - 1) + ["Linear"]
+
+
+def test_bad_epochs_per_block_is_reported() -> None:
+    with pytest.raises(ConfigError, match=r"rule\.epochs_per_block: 0 is invalid"):
+        build_experiment_config({"rule": {"name": "greedy", "epochs_per_block": 0}})
