@@ -70,7 +70,7 @@ def end_to_end(stack: BlockStack) -> torch.Tensor:
     return torch.cat([weight, bias[:, None]], 1)
 
 
-def linear_check(rule: str = "cdni", steps: int = 3000, lr: float = 0.05) -> dict[str, Any]:
+def linear_check(rule: str = "cdni", steps: int = 600, lr: float = 0.6) -> dict[str, Any]:
     """Train the linear network full-batch with ``rule`` (linear synthesizer, squared error)
     and with plain back-propagation from the same start; returns both curves of the relative
     distance of the end-to-end map to the least-squares optimum, and of the loss."""
@@ -96,6 +96,7 @@ def linear_check(rule: str = "cdni", steps: int = 3000, lr: float = 0.05) -> dic
     optimum = least_squares(data)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=lr)
     batch = Batch(data.train.x, data.train.y)
+    synth = float("nan")
     target = F.one_hot(batch.y, data.num_classes).float()
     curves: dict[str, list[float]] = {k: [] for k in ("step", "sg_dist", "bp_dist", "sg_loss")}
     curves["bp_loss"] = []
@@ -110,7 +111,7 @@ def linear_check(rule: str = "cdni", steps: int = 3000, lr: float = 0.05) -> dic
                 curves[f"{name}_loss"].append(float(loss))
         if step == steps:
             break
-        engine.train_step(batch, 0)
+        synth = engine.train_step(batch, 0)[(0, "synth")]
         engine.step += 1
         ref_opt.zero_grad()
         F.mse_loss(reference(batch.x), target).backward()
@@ -120,7 +121,12 @@ def linear_check(rule: str = "cdni", steps: int = 3000, lr: float = 0.05) -> dic
             torch.cat([batch.x, torch.ones(len(batch.x), 1)], 1).double() @ optimum.T,
             target.double(),
         )
-    return {"rule": rule, "curves": curves, "optimum_loss": float(optimum_loss)}
+    return {
+        "rule": rule,
+        "curves": curves,
+        "optimum_loss": float(optimum_loss),
+        "last_synth_loss": synth,
+    }
 
 
 class ListRecorder:
@@ -202,7 +208,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "digits"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--every", type=int, default=10)
-    parser.add_argument("--linear-steps", type=int, default=3000)
+    parser.add_argument("--linear-steps", type=int, default=600)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     linear = linear_check("cdni", args.linear_steps)

@@ -23,7 +23,7 @@ def probe_run(
     *,
     epochs: int = 10,
     pool: int = 4,
-    lr: float = 1e-3,
+    lr: float = 1e-2,
     train_limit: int | None = None,
 ) -> dict[str, Any]:
     """Fit a linear probe per encoder block on the frozen features of the run's latest
@@ -79,7 +79,7 @@ def eval_(
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs of probe training")] = 10,
     pool: Annotated[int, typer.Option(help="Pool image features to at most N x N cells")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the probes")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the probes")] = 1e-2,
     train_limit: Annotated[
         int | None, typer.Option(help="Train the probes on the first N training examples")
     ] = None,

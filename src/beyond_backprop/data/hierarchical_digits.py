@@ -90,12 +90,19 @@ class Grammar:
 
     def sample(self, labels: Tensor, generator: torch.Generator) -> Tensor:
         """Images (N, 1, s**d, s**d) for ``labels``, expanding level by level."""
+        return self.sample_levels(labels, generator)[-1]
+
+    def sample_levels(self, labels: Tensor, generator: torch.Generator) -> list[Tensor]:
+        """Every level of the expansion: the symbol grids (N, s**j, s**j) of levels d-1 .. 1,
+        then the images (N, 1, s**d, s**d)."""
         grid = labels.view(-1, 1, 1)
+        levels = []
         for table in self.tables:
             pick = torch.randint(self.config.variants, grid.shape, generator=generator)
             grid = _tile(table[grid, pick])
+            levels.append(grid)
         images = grid + self.config.noise * torch.randn(grid.shape, generator=generator)
-        return images.unsqueeze(1).float()
+        return [*levels[:-1], images.unsqueeze(1).float()]
 
 
 def _tile(patches: Tensor) -> Tensor:
@@ -135,13 +142,22 @@ def make_grammar(config: HierarchyConfig) -> Grammar:
 
 def generate(config: HierarchyConfig) -> tuple[TensorSplit, TensorSplit]:
     """Training and test splits drawn from the model; a pure function of ``config``."""
+    (train_y, train_levels), (test_y, test_levels) = generate_levels(config)
+    return TensorSplit(train_levels[-1], train_y), TensorSplit(test_levels[-1], test_y)
+
+
+def generate_levels(
+    config: HierarchyConfig,
+) -> tuple[tuple[Tensor, list[Tensor]], tuple[Tensor, list[Tensor]]]:
+    """The training and test labels of ``generate`` with every level of their expansion
+    (``Grammar.sample_levels``): the true symbols a learner may be checked against."""
     grammar = make_grammar(config)
     generator = torch.Generator().manual_seed(config.seed + 1)
 
-    def draw(n: int) -> TensorSplit:
+    def draw(n: int) -> tuple[Tensor, list[Tensor]]:
         labels = torch.arange(n) % config.num_classes
         labels = labels[torch.randperm(n, generator=generator)]
-        return TensorSplit(grammar.sample(labels, generator), labels)
+        return labels, grammar.sample_levels(labels, generator)
 
     return draw(config.n_train), draw(config.n_test)
 
@@ -160,13 +176,40 @@ def save_sample_grid(config: HierarchyConfig, path: str, per_class: int = 6) -> 
     for label, row in enumerate(axes.reshape(config.num_classes, per_class)):
         images = train.x[train.y == label][:per_class]
         for ax, image in zip(row, images, strict=False):
-            ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
         row[0].set_ylabel(str(label), rotation=0, labelpad=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def save_expansion_figure(config: HierarchyConfig, path: str, examples: int = 4) -> None:
+    """Write a PNG of a few samples level by level: the label, each level's symbol grid
+    (colour = symbol index) and the pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grammar = make_grammar(config)
+    labels = torch.arange(examples) % config.num_classes
+    levels = grammar.sample_levels(labels, torch.Generator().manual_seed(config.seed + 2))
+    fig, axes = plt.subplots(examples, len(levels), figsize=(1.6 * len(levels), 1.6 * examples))
+    for i, (row, label) in enumerate(zip(axes.reshape(examples, -1), labels.tolist(), strict=True)):
+        for j, (ax, grid) in enumerate(zip(row, levels, strict=True)):
+            last = j == len(levels) - 1
+            image = grid[i][0] if last else grid[i]
+            ax.imshow(image.numpy(), cmap="gray_r" if last else "tab20", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("pixels" if last else f"level {config.levels - 1 - j}", fontsize=9)
+        row[0].set_ylabel(f"label {label}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

@@ -21,12 +21,13 @@ class EngineConfig:
     """Local: ``sync``, every block steps on every batch; ``async_sim``, DGL's asynchronous
     modules with replay buffers, simulated with a seeded update order (``stale_ok`` rules)."""
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    """Local, ``async_sim``: the replay buffers and the update order (unused in ``sync``)."""
+    """The replay buffers: local ``async_sim`` mode and the staged ``async`` schedule."""
     stages: int = 2
     """Staged: the number of stages (one process each); must equal the launched processes."""
-    schedule: Literal["naive", "pipelined", "gpipe"] = "naive"
+    schedule: Literal["naive", "pipelined", "gpipe", "async"] = "naive"
     """Staged: ``naive`` (one batch in flight), ``pipelined`` (forward-only wirings: stage k
-    on batch t while stage k+1 is on t-1), ``gpipe`` (micro-batched back-propagation)."""
+    on batch t while stage k+1 is on t-1), ``gpipe`` (micro-batched back-propagation),
+    ``async`` (``stale_ok`` rules: stages at their own pace, replay buffers per ``replay``)."""
     microbatches: int = 4
     """Staged, ``gpipe``: micro-batches per batch."""
     boundaries: tuple[int, ...] | None = None

@@ -43,6 +43,8 @@ class Channel:
         self._in_flight: list[tuple[Any, Tensor]] = []
         self.wait_seconds = 0.0
         """Time spent blocked in ``recv``: idle time waiting for another stage."""
+        self.waits: list[tuple[float, float]] | None = None
+        """When a list (tracing on), every blocked ``recv`` as (start, end) perf_counter times."""
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, tensor: Tensor, dst: int) -> None:
@@ -81,7 +83,10 @@ class Channel:
         header = torch.empty(HEADER, dtype=torch.int64)
         started = time.perf_counter()
         self._guard(lambda: dist.recv(header, src), "receive from", src)
-        self.wait_seconds += time.perf_counter() - started
+        ended = time.perf_counter()
+        self.wait_seconds += ended - started
+        if self.waits is not None:
+            self.waits.append((started, ended))
         if int(header[0]) == STOP:
             return None
         ndim = int(header[2])
@@ -99,7 +104,10 @@ class Channel:
 
     def recv_named(self, src: int) -> dict[str, Tensor]:
         """A mapping sent by ``send_named``."""
-        count = int(self.recv_required(src)[0])
+        return self.recv_named_body(src, int(self.recv_required(src)[0]))
+
+    def recv_named_body(self, src: int, count: int) -> dict[str, Tensor]:
+        """The ``count`` (name, tensor) pairs of a named message whose count was received."""
         messages = {}
         for _ in range(count):
             name = bytes(self.recv_required(src).tolist()).decode()

@@ -13,6 +13,7 @@ LocalEngine) and differs only in which messages it waits for:
   is computed by block k's parameters before block k's update of step t, as in the
   LocalEngine's sync loop: the parameters come out bitwise the same (same seed, pinned
   threads, no random layers, whose draws would come from a different generator per rank).
+- ``async``: for ``stale_ok`` wirings (DGL): see ``engines.async_stage``.
 - ``gpipe``: for gradient wirings (``backprop``, ``fa``): the batch is split into micro-batches;
   all forwards, then all backwards in reverse order, gradients accumulated, one update. Each
   micro-batch's loss is weighted by its share of the batch, so the gradients equal one-process
@@ -25,67 +26,12 @@ stage, which then updates without waiting for any backward pass in between.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from beyond_backprop.engines.messages import Channel
-from beyond_backprop.engines.step import backward_blocks, forward_blocks
-from beyond_backprop.models import BlockStack
-from beyond_backprop.rules.base import Batch, LearningRule, Wiring
-
-Terms = dict[tuple[int, str], float]
-Pairs = list[tuple[torch.Tensor, torch.Tensor]]
-Messages = dict[str, torch.Tensor]
-
-
-@dataclass
-class Stage:
-    """This process's part of the network and its link to the other stages."""
-
-    rank: int
-    world_size: int
-    blocks: range
-    stack: BlockStack
-    rule: LearningRule
-    locals: list[nn.Module | None]
-    channel: Channel
-    microbatches: int = 1
-
-    @property
-    def first(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def last(self) -> bool:
-        return self.rank == self.world_size - 1
-
-    def forward(
-        self, x: torch.Tensor | None, batch: Batch
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Receive the input (or take the batch's), run the blocks, send the output up."""
-        if not self.first:
-            x = self.channel.recv_required(self.rank - 1)
-        assert x is not None
-        modules = list(self.stack.blocks[self.blocks.start : self.blocks.stop])
-        pairs = forward_blocks(modules, self.blocks.start, x, self.rule.wiring.needs_input_grad)
-        if not self.last:
-            self.channel.send(pairs[-1][1], self.rank + 1)
-        return pairs
-
-    def backward(
-        self, pairs: Pairs, batch: Batch, step: int, epoch: int, inbox: Messages, scale: float = 1.0
-    ) -> tuple[Terms, Messages]:
-        """The blocks' objectives; returns the terms and the messages for the stage below."""
-        first, total = self.blocks.start, len(self.stack)
-        result = backward_blocks(
-            self.rule, self.locals, pairs, first, total, batch, step, epoch, inbox, scale
-        )
-        down = dict(result.outbox)
-        if result.grad_below is not None:
-            down["grad"] = result.grad_below
-        return result.terms, down
+from beyond_backprop.engines.async_stage import asynchronous
+from beyond_backprop.engines.stage import Stage, Terms
+from beyond_backprop.rules.base import Batch, Wiring
 
 
 def naive(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
@@ -138,6 +84,7 @@ SCHEDULES: dict[str, tuple[StepFunction, Callable[[Wiring], bool], str]] = {
     "naive": (naive, lambda w: True, "any wiring"),
     "pipelined": (pipelined, lambda w: w.backward == "none", "wirings with backward 'none'"),
     "gpipe": (gpipe, lambda w: w.backward == "gradient", "wirings with backward 'gradient'"),
+    "async": (asynchronous, lambda w: w.stale_ok, "wirings with stale_ok"),
 }
 
 

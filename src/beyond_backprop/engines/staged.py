@@ -19,11 +19,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from beyond_backprop.engines.async_stage import ActivationInbox
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.messages import Channel
 from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
-from beyond_backprop.engines.schedules import SCHEDULES, Stage, check_schedule
+from beyond_backprop.engines.schedules import SCHEDULES, check_schedule
+from beyond_backprop.engines.stage import Stage
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules import RULES
@@ -70,7 +72,16 @@ class StageEngine(LocalEngine):
             experiment.locals, Channel(self.rank), config.microbatches,
         )  # fmt: skip
         self.step_function = SCHEDULES[config.schedule][0]
-        self.busy_seconds = 0.0
+        if config.schedule == "async" and self.rank > 0:
+            self.stage.inbox = ActivationInbox(self.stage, config.replay, experiment.config.seed)
+        self.steps_traced: list[tuple[int, float, float]] | None = None
+        """When a list (``trace()``), every step as (step, start, end) perf_counter times."""
+
+    def trace(self) -> None:
+        """Record when each step ran and when the stage waited (for timelines and the
+        busy/idle breakdown of ``benchmarks/bench_parallel.py``)."""
+        self.steps_traced = []
+        self.stage.channel.waits = []
 
     def train_step(self, batch: Batch, epoch: int) -> dict[tuple[int, str], float]:
         """This stage's part of one step, as its schedule says."""
@@ -88,11 +99,25 @@ class StageEngine(LocalEngine):
         batch = self.exp.rule.transform_batch(batch, self.step)  # every rank: RNG in step
         terms = self.step_function(self.stage, batch, self.step, epoch)
         self._step_optimizers(self.owned)
-        self.train_seconds += time.perf_counter() - started
+        ended = time.perf_counter()
+        self.train_seconds += ended - started
+        if self.steps_traced is not None:
+            self.steps_traced.append((self.step, started, ended))
         self._record_terms(terms, epoch)
         if self.progress is not None:
             self.progress.on_step(self.step + 1, self.total_steps, epoch)
         return terms
+
+    def train(self, stop_after: int | None = None) -> dict[str, Any]:
+        """The LocalEngine's loop; under ``async`` the stage then tells the one above that
+        no more activations come."""
+        summary = super().train(stop_after)
+        if self.exp.config.engine.schedule == "async" and self.rank < self.world_size - 1:
+            self.stage.channel.send_stop(self.rank + 1)
+        self.stage.channel.flush()
+        if self.stage.inbox is not None:
+            self.stage.inbox.thread.join()
+        return summary
 
     def _should_stop(self, stop_after: int | None) -> bool:
         """A stop must happen on every rank at the same step: agree on it every

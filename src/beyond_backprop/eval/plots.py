@@ -31,7 +31,8 @@ def run_records(run_dir: Path) -> list[Record]:
 def metric_series(runs: Sequence[Path], metric: str, split: str | None = None) -> Series:
     """Points (step, value) of ``metric`` per line: one line per (run, split, block).
 
-    Labels name the run only when there are several runs, the split only when ``split`` is not
+    Labels name the run (its experiment name, or its directory when names repeat) only when
+    there are several runs, the split only when ``split`` is not
     given and the metric appears in several, and the block (``net`` for the network's own).
     """
     per_run = {run: run_records(run) for run in runs}
@@ -56,9 +57,13 @@ def metric_series(runs: Sequence[Path], metric: str, split: str | None = None) -
             [f"metric {metric!r} has no split {split!r}; it has: {', '.join(splits)}"]
         )
     several_splits = len({r["split"] for _, r in keep}) > 1
+    # a run is named by its experiment name (runs/<name>/<stamp>) unless two runs share it
+    names = {run: run.resolve().parent.name for run in runs}
+    if len(set(names.values())) < len(runs):
+        names = {run: run.resolve().name for run in runs}
     series: Series = defaultdict(list)
     for run, r in keep:
-        parts = [run.name] if len(runs) > 1 else []
+        parts = [names[run]] if len(runs) > 1 else []
         if several_splits:
             parts.append(r["split"])
         parts.append("net" if r["block"] is None else f"block {r['block']}")

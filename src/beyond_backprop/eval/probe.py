@@ -131,7 +131,7 @@ def fit_probes(
     *,
     pool: int = 4,
     epochs: int = 10,
-    lr: float = 1e-3,
+    lr: float = 1e-2,
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[int, float]:

@@ -48,7 +48,8 @@ class GreedyInfoMax(LearningRule):
     averaged over space. Each block is a gradient-isolated module: its input is detached and
     its loss is the InfoNCE of predicting, from ``z`` at grid row r, the representation ``z``
     at row r + k (k = 1 .. ``offsets``) with a bilinear map ``W_k``, against the other patches
-    in the batch. Nothing but activations crosses a block boundary (wiring ``none``).
+    in the batch (``negatives`` of them drawn at random per prediction). Nothing but
+    activations crosses a block boundary (wiring ``none``).
 
     Evaluation: a linear probe per block on the detached grid of patch representations
     (pooled to ``probe_pool`` cells per side), trained online; the top block's probe is the
@@ -56,7 +57,8 @@ class GreedyInfoMax(LearningRule):
 
     Deviations: the context of a prediction is the patch's own representation (no
     autoregressive context network), as we read GIM's vision experiments; all other targets
-    at the same offset are negatives (no sampling); the modules are the blocks of the
+    at the same offset in the batch are candidate negatives, 16 drawn per prediction by default;
+    the modules are the blocks of the
     library's small CNN rather than ResNet stages; no augmentation of the patches.
     """
 
@@ -70,14 +72,18 @@ class GreedyInfoMax(LearningRule):
         """Distance between neighbouring patches (patch_size / 2: half overlap)."""
         offsets: int = 3
         """Predict the patches 1 .. offsets rows below (must be < grid rows)."""
+        negatives: int | None = 16
+        """Negatives drawn per prediction from the batch's targets at the same offset; null:
+        all of them (exact but quadratic in the number of patches)."""
         probe_pool: int = 4
         """Probes read the patch grid average-pooled to at most this many cells per side."""
 
         def problems(self) -> list[tuple[str, str]]:
             """(field, message) for every invalid value."""
             found = []
-            for key in ("patch_size", "patch_stride", "offsets", "probe_pool"):
-                if getattr(self, key) < 1:
+            for key in ("patch_size", "patch_stride", "offsets", "probe_pool", "negatives"):
+                value = getattr(self, key)
+                if value is not None and value < 1:
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
 
@@ -135,7 +141,7 @@ class GreedyInfoMax(LearningRule):
         if not isinstance(local, ProbedLocal) or not isinstance(local.objective, PatchPredictors):
             raise TypeError(f"gim block {k} needs its PatchPredictors local")
         z = patch_grid(ctx.h_out, *self._grid_shape(tuple(ctx.batch.views[0].shape[1:])))
-        terms = grid_info_nce(z, list(local.objective.maps))
+        terms = grid_info_nce(z, list(local.objective.maps), self.config.negatives)
         terms["probe"] = local.probe_loss(z, ctx.batch.y)
         return LocalLoss(terms)
 

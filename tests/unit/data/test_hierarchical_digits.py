@@ -14,6 +14,7 @@ from beyond_backprop.data.hierarchical_digits import (
     HierarchyConfig,
     generate,
     make_grammar,
+    save_expansion_figure,
     save_sample_grid,
 )
 
@@ -98,3 +99,15 @@ def test_sample_grid_is_a_png(tmp_path: Path) -> None:
     path = tmp_path / "grid.png"
     save_sample_grid(SMALL, str(path), per_class=3)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    save_expansion_figure(SMALL, str(tmp_path / "levels.png"), examples=2)
+    assert (tmp_path / "levels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_levels_expand_each_other() -> None:
+    """Each level's grid is the one above expanded: its s x s blocks are patches of the grammar."""
+    grammar = make_grammar(SMALL)
+    labels = torch.arange(8) % SMALL.num_classes
+    level1, images = grammar.sample_levels(labels, torch.Generator().manual_seed(0))
+    assert level1.shape == (8, 2, 2) and images.shape == (8, 1, 4, 4)
+    for grid, label in zip(level1, labels, strict=True):
+        assert any(torch.equal(grid, variant) for variant in grammar.tables[0][label])

@@ -1,0 +1,199 @@
+"""Every registered rule against back-propagation on the same stack and batches: time per
+training step and peak activation memory, as ratios to backprop, in one run.
+
+Rules come from the registry with their default options, so a new rule gets a row by itself
+(a rule that cannot run on this stack gets a row saying why). Each rule trains through the
+``LocalEngine``; a rule whose training spans several phases (greedy's one block per epoch)
+has its steps spread over all its epochs.
+
+Activation memory on CPU: ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor that
+autograd saves for the backward pass; the benchmark keeps the live bytes of those tensors
+(distinct storages, parameters excluded), released when autograd frees them, and reports the
+peak over a step. Two schedules:
+
+- ``sync``: the engine's step, which runs every block forward before any backward, so every
+  block's graph is alive at the peak, for local rules as for backprop;
+- ``block``: one block at a time (forward, objective, backward, then the next block), the
+  schedule a per-block worker runs; only rules whose wiring is ``stale_ok`` allow it, measured
+  with ``engine.mode: async_sim`` with buffers of size 1 and in-order updates (the same
+  updates as ``sync``).
+
+    python -m benchmarks.bench_rules [--rounds 5] [--steps 8] [--threads 2] [--depth 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import traceback
+from typing import Any
+
+import torch
+
+from benchmarks.bench_overhead import fake_mnist
+from benchmarks.common import environment, write_result
+from beyond_backprop.config import build_experiment_config
+from beyond_backprop.data import DatasetSplits
+from beyond_backprop.engines.local import LocalEngine
+from beyond_backprop.experiment import build_experiment
+from beyond_backprop.rules import RULES
+from beyond_backprop.rules.base import Batch
+
+
+class SavedTensorMeter:
+    """Live bytes of the tensors autograd saves for backward, and their peak."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude = exclude  # storages of parameters: weights are not activations
+        self.live: dict[int, list[int]] = {}
+        self.current = 0
+        self.peak = 0
+
+    def pack(self, tensor: torch.Tensor) -> Any:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self.exclude or storage.nbytes() == 0:
+            return tensor
+        if key in self.live:
+            self.live[key][1] += 1
+        else:
+            self.live[key] = [storage.nbytes(), 1]
+            self.current += storage.nbytes()
+            self.peak = max(self.peak, self.current)
+        return _Saved(self, key, tensor)
+
+    def release(self, key: int) -> None:
+        entry = self.live[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= entry[0]
+            del self.live[key]
+
+    @staticmethod
+    def unpack(saved: Any) -> torch.Tensor:
+        return saved.tensor if isinstance(saved, _Saved) else saved
+
+
+class _Saved:
+    """A saved tensor whose release (when autograd frees the graph) the meter hears about."""
+
+    def __init__(self, meter: SavedTensorMeter, key: int, tensor: torch.Tensor) -> None:
+        self.meter, self.key, self.tensor = meter, key, tensor
+
+    def __del__(self) -> None:
+        self.meter.release(self.key)
+
+
+def _engine(rule: str, data: DatasetSplits, args: argparse.Namespace, block: bool) -> LocalEngine:
+    engine: dict[str, Any] = {"threads": args.threads}
+    if block:
+        engine.update(mode="async_sim", replay={"size": 1, "order": "in_order"})
+    config = build_experiment_config(
+        {
+            "data": {"name": "synthetic", "batch_size": args.batch_size},
+            "model": {
+                "arch": "cnn",
+                "channels": [32] * args.depth,
+                "pool": [k in (1, 3) for k in range(args.depth)],
+                "fc_width": 256,
+            },
+            "rule": {"name": rule},
+            "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
+            "train": {"epochs": 1},
+            "engine": engine,
+        }
+    )
+    return LocalEngine(build_experiment(config, data))
+
+
+def _steps(engine: LocalEngine, batches: list[Batch]) -> None:
+    epochs = engine.epochs
+    for i, batch in enumerate(batches):
+        engine.train_step(batch, epoch=i % epochs)  # every phase of a multi-phase rule
+        engine.step += 1
+
+
+def _peak(engine: LocalEngine, batches: list[Batch]) -> int:
+    params = [*engine.exp.stack.parameters(), *engine.exp.locals_container.parameters()]
+    meter = SavedTensorMeter({p.untyped_storage().data_ptr() for p in params})
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+        _steps(engine, batches)
+    return meter.peak
+
+
+def measure(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    torch.set_num_threads(args.threads)
+    data = fake_mnist(args.batch_size * args.steps)
+    batches = [
+        Batch(
+            data.train.x[i * args.batch_size : (i + 1) * args.batch_size],
+            data.train.y[i * args.batch_size : (i + 1) * args.batch_size],
+        )
+        for i in range(args.steps)
+    ]
+    engines: dict[str, LocalEngine] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for name in RULES.names():
+        try:
+            engines[name] = _engine(name, data, args, block=False)
+            _steps(engines[name], batches[:2])  # warm-up, and a check that the rule runs here
+        except Exception as error:  # a rule that needs another stack or data: say why
+            engines.pop(name, None)
+            reason = traceback.format_exception_only(error)[-1].strip()
+            rows[name] = {"skipped": reason}
+    timings: dict[str, list[float]] = {name: [] for name in engines}
+    for r in range(args.rounds):  # interleaved rounds: machine noise hits every rule alike
+        names = list(engines) if r % 2 == 0 else list(reversed(engines))
+        for name in names:
+            started = time.perf_counter()
+            _steps(engines[name], batches)
+            timings[name].append((time.perf_counter() - started) / len(batches))
+    for name, engine in engines.items():
+        row: dict[str, Any] = {"ms_per_step": 1000 * statistics.median(timings[name])}
+        row["peak_saved_bytes_sync"] = _peak(engine, batches[:2])
+        if engine.exp.rule.wiring.stale_ok:
+            row["peak_saved_bytes_block"] = _peak(_engine(name, data, args, True), batches[:2])
+        rows[name] = row
+    base = rows["backprop"]
+    for row in rows.values():
+        if "ms_per_step" in row:
+            row["time_ratio"] = row["ms_per_step"] / base["ms_per_step"]
+            for key in ("sync", "block"):
+                if f"peak_saved_bytes_{key}" in row:
+                    ratio = row[f"peak_saved_bytes_{key}"] / base["peak_saved_bytes_sync"]
+                    row[f"memory_ratio_{key}"] = ratio
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--depth", type=int, default=6, help="conv blocks (plus the classifier)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--machine", default="cpu2", help="a short machine label for the file name")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    rows = measure(args)
+    for name, row in rows.items():
+        if "skipped" in row:
+            print(f"{name:16s} skipped: {row['skipped']}")
+            continue
+        block = row.get("memory_ratio_block")
+        print(
+            f"{name:16s} {row['ms_per_step']:8.1f} ms/step  time x{row['time_ratio']:.2f}  "
+            f"memory x{row['memory_ratio_sync']:.2f} (sync)"
+            + (f"  x{block:.2f} (block at a time)" if block is not None else "")
+        )
+    record = {"benchmark": "rules", "args": vars(args), "environment": environment(), "rules": rows}
+    if not args.no_write:
+        print(f"wrote {write_result('rules', args.machine, record)}")
+    else:
+        print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
