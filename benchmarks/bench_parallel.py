@@ -41,7 +41,9 @@ def schedule_for(rule: str) -> str:
     return {"gradient": "gpipe", "none": "pipelined"}.get(backward, "naive")
 
 
-def make_config(rule: str, stages: int, batch: int, threads: int, microbatches: int) -> Any:
+def make_config(
+    rule: str, stages: int, batch: int, threads: int, microbatches: int, schedule: str
+) -> Any:
     return build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": batch},
@@ -49,7 +51,7 @@ def make_config(rule: str, stages: int, batch: int, threads: int, microbatches: 
             "rule": {"name": rule},
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
             "engine": {"name": "staged", "stages": stages, "threads": threads,
-                       "schedule": schedule_for(rule), "microbatches": microbatches},
+                       "schedule": schedule, "microbatches": microbatches},
         }
     )  # fmt: skip
 
@@ -65,12 +67,17 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     threads = case["threads"]
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    config = make_config(case["rule"], case["stages"], case["batch"], threads, case["microbatches"])
+    config = make_config(
+        case["rule"], case["stages"], case["batch"], threads, case["microbatches"],
+        case.get("schedule") or schedule_for(case["rule"]),
+    )  # fmt: skip
     data = fake_data(case["batch"] * case["steps"])
     experiment = build_experiment(config, data)
     if world > 1:
-        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
-                                world_size=world, timeout=datetime.timedelta(seconds=120))  # fmt: skip
+        timeout = datetime.timedelta(seconds=120)
+        dist.init_process_group(
+            "gloo", init_method=f"file://{store}", rank=rank, world_size=world, timeout=timeout
+        )
         engine: LocalEngine = StageEngine(experiment, list(range(1, case["stages"])))
         engine.trace()  # type: ignore[attr-defined]
         dist.barrier()
@@ -84,7 +91,7 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
         engine.train_step(Batch(x_all[rows], y_all[rows]), epoch=0)
         engine.step += 1
     if world > 1:
-        engine.stage.channel.flush()  # type: ignore[attr-defined]
+        engine.close()  # type: ignore[attr-defined]
         dist.barrier()
     ended = time.perf_counter()
     record: dict[str, Any] = {"rank": rank, "start": marks[case["warmup"]], "end": ended}
@@ -118,7 +125,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
         result["stage_busy_share"] = [r["busy"] / (end - start) for r in records]
         result["timeline"] = [
             {"rank": r["rank"], "steps": [(s, a - start, b - start) for s, a, b in r["trace"]],
-             "waits": [(a - start, b - start) for a, b in r["waits"]]}
+             "waits": [(max(a, start) - start, b - start) for a, b in r["waits"] if b > start]}
             for r in records
         ]  # fmt: skip
     return result
@@ -139,10 +146,13 @@ def main() -> None:
         for rule in args.rules:
             common = {"rule": rule, "stages": k, "batch": args.batch, "steps": args.steps,
                       "warmup": args.warmup, "microbatches": args.microbatches}  # fmt: skip
-            for engine, threads in (("local", 1), ("local", k), ("staged", 1)):
-                case = {**common, "engine": engine, "threads": threads}
+            runs = [("local", 1, None), ("local", k, None), ("staged", 1, schedule_for(rule))]
+            if RULES.get(rule).wiring.stale_ok:
+                runs.append(("staged", 1, "async"))
+            for engine, threads, schedule in runs:
+                case = {**common, "engine": engine, "threads": threads, "schedule": schedule}
                 figures = measure(case)
-                how = f"local x{threads}" if engine == "local" else f"{schedule_for(rule)} x{k}"
+                how = f"local x{threads}" if engine == "local" else f"{schedule} x{k}"
                 label = f"{rule} {how}"
                 busy = figures.get("stage_busy_share")
                 shown = f", busy {[round(b, 2) for b in busy]}" if busy else ""

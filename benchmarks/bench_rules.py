@@ -135,26 +135,38 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     ]
     engines: dict[str, LocalEngine] = {}
     rows: dict[str, dict[str, Any]] = {}
+
+    def skip(name: str, error: Exception) -> None:  # a rule that cannot run here: say why
+        engines.pop(name, None)
+        rows[name] = {"skipped": traceback.format_exception_only(error)[-1].strip()}
+
     for name in RULES.names():
         try:
             engines[name] = _engine(name, data, args, block=False)
-            _steps(engines[name], batches[:2])  # warm-up, and a check that the rule runs here
-        except Exception as error:  # a rule that needs another stack or data: say why
-            engines.pop(name, None)
-            reason = traceback.format_exception_only(error)[-1].strip()
-            rows[name] = {"skipped": reason}
+            _steps(engines[name], batches)  # warm-up, and a check that the rule runs here
+        except Exception as error:
+            skip(name, error)
     timings: dict[str, list[float]] = {name: [] for name in engines}
     for r in range(args.rounds):  # interleaved rounds: machine noise hits every rule alike
         names = list(engines) if r % 2 == 0 else list(reversed(engines))
         for name in names:
             started = time.perf_counter()
-            _steps(engines[name], batches)
+            try:
+                _steps(engines[name], batches)
+            except Exception as error:
+                skip(name, error)
+                continue
             timings[name].append((time.perf_counter() - started) / len(batches))
-    for name, engine in engines.items():
+    for name, engine in list(engines.items()):
         row: dict[str, Any] = {"ms_per_step": 1000 * statistics.median(timings[name])}
-        row["peak_saved_bytes_sync"] = _peak(engine, batches[:2])
-        if engine.exp.rule.wiring.stale_ok:
-            row["peak_saved_bytes_block"] = _peak(_engine(name, data, args, True), batches[:2])
+        try:
+            row["peak_saved_bytes_sync"] = _peak(engine, batches[:2])
+            if engine.exp.rule.wiring.stale_ok:
+                block = _engine(name, data, args, block=True)
+                row["peak_saved_bytes_block"] = _peak(block, batches[:2])
+        except Exception as error:
+            skip(name, error)
+            continue
         rows[name] = row
     base = rows["backprop"]
     for row in rows.values():

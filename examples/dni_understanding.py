@@ -213,15 +213,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     linear = linear_check("cdni", args.linear_steps)
     log.info(
-        "linear: distance to LS optimum: backprop %.2e, cdni %.2e; loss %.6f / %.6f "
-        "(optimum %.6f)",
+        "linear: distance to LS optimum: backprop %.2e, cdni %.2e; loss %.6f / %.6f (optimum %.6f)",
         linear["curves"]["bp_dist"][-1],
         linear["curves"]["sg_dist"][-1],
         linear["curves"]["bp_loss"][-1],
         linear["curves"]["sg_loss"][-1],
         linear["optimum_loss"],
     )
-    runs = [diagnostics_run(rule, args.dataset, args.epochs, args.every) for rule in ("dni", "cdni")]
+    runs = [
+        diagnostics_run(rule, args.dataset, args.epochs, args.every) for rule in ("dni", "cdni")
+    ]
     for run in runs:
         last = {(r["block"], r["name"]): r["value"] for r in run["diag"]}
         log.info("%s: accuracy %.4f, last diagnostics %s", run["rule"], run["accuracy"], last)

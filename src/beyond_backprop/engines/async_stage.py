@@ -8,13 +8,14 @@ the stage's training loop never waits as long as the buffer holds something (``u
 turns replay off: every activation is used once, in arrival order, which is the synchronous
 schedule run asynchronously (tested equal to it). Staleness, the consumer's step minus the
 step at which the producer computed the activation (negative when the producer runs ahead),
-is logged per stage as the term ``staleness``. The stop check that every stage joins each ``engine.stop_check_every``
-steps also bounds how far stages drift apart.
+is logged per stage as the term ``staleness``. The stop check that every stage joins each
+``engine.stop_check_every`` steps also bounds how far stages drift apart.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 import torch
@@ -45,8 +46,8 @@ class ActivationInbox:
     def _receive(self) -> None:
         channel, source = self.stage.channel, self.stage.rank - 1
         try:
-            while (count := channel.recv(source)) is not None:
-                message = channel.recv_named_body(source, int(count[0]))
+            while (count := channel.recv(source, track=False)) is not None:
+                message = channel.recv_named_body(source, int(count[0]), track=False)
                 entry = (message["h"], message["y"], message["step"])
                 with self.ready:
                     self.fresh.append(entry) if self.in_order else self.buffer.push(entry)
@@ -59,8 +60,10 @@ class ActivationInbox:
 
     def take(self) -> tuple[Tensor, Tensor, int]:
         """The next entry to learn from (waits only while there is none)."""
+        started = time.perf_counter()
         with self.ready:
             self.ready.wait_for(lambda: self._available() or self.closed)
+            self.stage.channel.note_wait(started, time.perf_counter())
             if self.error is not None:
                 raise self.error
             if not self._available():

@@ -78,15 +78,14 @@ class Channel:
             self._in_flight.pop(0)
 
     # -- receiving -------------------------------------------------------------------------
-    def recv(self, src: int) -> Tensor | None:
-        """The next tensor from ``src``, or None when ``src`` sent STOP."""
+    def recv(self, src: int, track: bool = True) -> Tensor | None:
+        """The next tensor from ``src``, or None when ``src`` sent STOP; ``track=False`` for
+        receives off the training thread, whose waits are not the stage's idle time."""
         header = torch.empty(HEADER, dtype=torch.int64)
         started = time.perf_counter()
         self._guard(lambda: dist.recv(header, src), "receive from", src)
-        ended = time.perf_counter()
-        self.wait_seconds += ended - started
-        if self.waits is not None:
-            self.waits.append((started, ended))
+        if track:
+            self.note_wait(started, time.perf_counter())
         if int(header[0]) == STOP:
             return None
         ndim = int(header[2])
@@ -95,9 +94,15 @@ class Channel:
         self._guard(lambda: dist.recv(tensor, src), "receive from", src)
         return tensor
 
-    def recv_required(self, src: int) -> Tensor:
+    def note_wait(self, started: float, ended: float) -> None:
+        """Count ``ended - started`` as time the stage spent waiting for another."""
+        self.wait_seconds += ended - started
+        if self.waits is not None:
+            self.waits.append((started, ended))
+
+    def recv_required(self, src: int, track: bool = True) -> Tensor:
         """The next tensor from ``src``; STOP here is a protocol error."""
-        tensor = self.recv(src)
+        tensor = self.recv(src, track)
         if tensor is None:
             raise StageError(f"stage {self.rank} expected a tensor from stage {src}, got STOP")
         return tensor
@@ -106,12 +111,12 @@ class Channel:
         """A mapping sent by ``send_named``."""
         return self.recv_named_body(src, int(self.recv_required(src)[0]))
 
-    def recv_named_body(self, src: int, count: int) -> dict[str, Tensor]:
+    def recv_named_body(self, src: int, count: int, track: bool = True) -> dict[str, Tensor]:
         """The ``count`` (name, tensor) pairs of a named message whose count was received."""
         messages = {}
         for _ in range(count):
-            name = bytes(self.recv_required(src).tolist()).decode()
-            messages[name] = self.recv_required(src)
+            name = bytes(self.recv_required(src, track).tolist()).decode()
+            messages[name] = self.recv_required(src, track)
         return messages
 
     def _guard(self, call: Callable[[], Any], what: str, peer: int) -> Any:

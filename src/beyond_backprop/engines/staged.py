@@ -109,15 +109,19 @@ class StageEngine(LocalEngine):
         return terms
 
     def train(self, stop_after: int | None = None) -> dict[str, Any]:
-        """The LocalEngine's loop; under ``async`` the stage then tells the one above that
-        no more activations come."""
+        """The LocalEngine's loop, then ``close``."""
         summary = super().train(stop_after)
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        """End the stage's messaging: under ``async`` tell the stage above that no more
+        activations come and wait for this stage's receiver to finish; flush every send."""
         if self.exp.config.engine.schedule == "async" and self.rank < self.world_size - 1:
             self.stage.channel.send_stop(self.rank + 1)
         self.stage.channel.flush()
         if self.stage.inbox is not None:
             self.stage.inbox.thread.join()
-        return summary
 
     def _should_stop(self, stop_after: int | None) -> bool:
         """A stop must happen on every rank at the same step: agree on it every

@@ -32,7 +32,7 @@ class PatchLayer(nn.Module):
         self,
         in_channels: int,
         width: int,
-        patch: int,
+        patch: int | tuple[int, int],
         num_classes: int,
         clusters: int | None,
         quantize: bool = True,
@@ -101,6 +101,9 @@ class HierarchicalConfig:
     quantize: bool = True
     """False: plain ``relu(conv)`` blocks below the top, the same shapes without clustering (an
     end-to-end trainable baseline)."""
+    top_global: bool = False
+    """The top block reads the whole remaining grid as one patch (for inputs that are not
+    ``patch**blocks`` wide, e.g. MNIST); False: ``patch x patch`` patches, logits averaged."""
 
     @classmethod
     def debug(cls) -> HierarchicalConfig:
@@ -118,5 +121,8 @@ class HierarchicalConfig:
                 PatchLayer(channels, self.width, self.patch, num_classes, k, self.quantize)
             )
             channels = k if self.quantize else self.width
-        blocks.append(PatchLayer(channels, self.width, self.patch, num_classes, None))
+        # non-overlapping patches: each clustering block divides the grid by ``patch`` (floor)
+        height, width = (side // self.patch ** len(self.clusters) for side in input_shape[1:])
+        top = (height, width) if self.top_global else self.patch
+        blocks.append(PatchLayer(channels, self.width, top, num_classes, None))
         return BlockStack(blocks, input_shape)

@@ -9,7 +9,10 @@ from tests.helpers import tiny_config
 
 
 def ssl_config(
-    rule: dict[str, Any], channels: tuple[int, ...] = (4, 8), **sections: Any
+    rule: dict[str, Any],
+    channels: tuple[int, ...] = (4, 8),
+    tmp_path: Any = None,
+    **sections: Any,
 ) -> ExperimentConfig:
     """A tiny CNN on scikit-learn digits (8x8) trained by ``rule``; one pool per block."""
     pools = [True, True, False, False][: len(channels)]
@@ -21,4 +24,4 @@ def ssl_config(
         "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "schedule": "constant"},
     }
     base.update(sections)
-    return tiny_config(**base)
+    return tiny_config(tmp_path, **base)

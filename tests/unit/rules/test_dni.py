@@ -264,7 +264,8 @@ def test_frozen_synthesizers_leave_lower_blocks_unchanged() -> None:
     for batch in batches(experiment, 16, 3):
         engine.train_step(batch, 0)
     for k in (0, 1):
-        for a, b in zip(experiment.stack.blocks[k].parameters(), before.blocks[k].parameters()):
+        ours, theirs = experiment.stack.blocks[k], before.blocks[k]
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
             assert torch.equal(a, b)
     assert not torch.equal(experiment.stack.blocks[2][0].weight, before.blocks[2][0].weight)
 
@@ -299,7 +300,7 @@ def test_wiring_and_bad_options() -> None:
     assert experiment.locals[-1] is None  # the top block learns from the task loss
     from beyond_backprop.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="rule.width"):
+    with pytest.raises(ConfigError, match=r"rule\.width"):
         tiny_config(rule={"name": "dni", "width": 0})
 
 
@@ -318,3 +319,18 @@ def test_linear_synthesizer_reaches_the_backprop_solution_of_a_linear_model() ->
     assert curves["bp_dist"][-1] < 1e-3
     assert curves["sg_loss"][-1] == pytest.approx(result["optimum_loss"], rel=1e-5)
     assert result["last_synth_loss"] < 1e-6
+
+
+def test_conv_synthesizers_on_feature_maps() -> None:
+    """A CNN gets 5x5 conv synthesizers of ``conv_width`` channels on its feature maps."""
+    model = {"arch": "cnn", "channels": [4, 8], "pool": [True, False], "fc_width": 0}
+    experiment = build_experiment(tiny_config(model=model, rule={"name": "cdni", "conv_width": 6}))
+    first = experiment.locals[0]
+    assert isinstance(first, DNILocal) and first.gradient is not None
+    assert first.gradient.feature_shape == (4, 4, 4)
+    assert isinstance(first.gradient.net[0], nn.Conv2d)
+    assert first.gradient.net[0].weight.shape == (6, 4 + 4, 5, 5)  # channels + one-hot label
+    engine = LocalEngine(experiment)
+    for batch in batches(experiment, 16, 2):
+        terms = engine.train_step(batch, 0)
+    assert {(0, "synth"), (1, "synth"), (2, "loss")} <= set(terms)

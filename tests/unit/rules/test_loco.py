@@ -3,6 +3,9 @@ overlap it is per-block SimCLR exactly."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -12,6 +15,8 @@ from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses import nt_xent
 from beyond_backprop.rules.base import Batch
+from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from tests.unit.rules.ssl_helpers import ssl_config
 
 CHANNELS = (4, 6, 8)  # three encoder blocks: 8x8 -> 4x4 -> 2x2 -> 2x2
@@ -135,3 +140,22 @@ def test_deeper_decoder_adds_conv_layers_to_every_head() -> None:
 def a_batch_raw(experiment: Experiment) -> Batch:
     data = experiment.data.train
     return Batch(data.x[:16], data.y[:16])
+
+
+@pytest.mark.parametrize("rule", ["loco", "simclr"])
+def test_resume_redraws_the_same_views(tmp_path: Path, rule: str) -> None:
+    """Views come from torch's global generator, which checkpoints save: stopping and resuming
+    ends bitwise where an uninterrupted run ends."""
+    config = ssl_config(
+        {"name": rule},
+        tmp_path=tmp_path,
+        train={"epochs": 1, "log_every": 2},
+        data={"name": "digits", "batch_size": 256, "train_limit": 1024},
+    )
+    straight = start_run(config)
+    resumed = resume_run(start_run(config, stop_after=2).run_dir)
+    a, b = load_latest_checkpoint(straight.run_dir), load_latest_checkpoint(resumed.run_dir)
+    assert a is not None and b is not None and a[0] == b[0] == 4
+    for part in ("model", "locals"):
+        for key, value in a[1][part].items():
+            assert torch.equal(value, b[1][part][key]), key

@@ -144,3 +144,18 @@ def test_rejects_stacks_without_clustering_layers() -> None:
     quantize_off = HierarchicalConfig(quantize=False, clusters=(4,), patch=2, width=4)
     with pytest.raises(ValueError, match="quantize=true"):
         Provable(Provable.Config()).prepare(quantize_off.build((1, 8, 8), 3))
+
+
+def test_top_global_reads_the_whole_remaining_grid() -> None:
+    stack = HierarchicalConfig(width=4, patch=4, clusters=(6,), top_global=True).build(
+        (1, 28, 28), 10
+    )
+    assert stack.output_shapes == [(6, 7, 7), (10,)]
+    top = stack.blocks[1]
+    assert isinstance(top, PatchLayer) and top.conv.kernel_size == (7, 7)
+    assert stack(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cluster_epochs_must_be_positive() -> None:
+    assert Provable.Config(cluster_epochs=0).problems()[0][0] == "cluster_epochs"
+    assert Provable.Config().problems() == []
