@@ -9,14 +9,12 @@ has its steps spread over all its epochs.
 Activation memory on CPU: ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor that
 autograd saves for the backward pass; the benchmark keeps the live bytes of those tensors
 (distinct storages, parameters excluded), released when autograd frees them, and reports the
-peak over a step. Two schedules:
-
-- ``sync``: the engine's step, which runs every block forward before any backward, so every
-  block's graph is alive at the peak, for local rules as for backprop;
-- ``block``: one block at a time (forward, objective, backward, then the next block), the
-  schedule a per-block worker runs; only rules whose wiring is ``stale_ok`` allow it, measured
-  with ``engine.mode: async_sim`` with buffers of size 1 and in-order updates (the same
-  updates as ``sync``).
+peak over a step. Every rule runs the engine's synchronous step, which runs every block forward
+before any backward pass, so every block's graph is alive at the peak, for local rules as for
+backprop. A rule whose wiring is ``stale_ok`` gets a second row, ``[block at a time]``: forward,
+objective and backward of one block before the next block runs (``engine.mode: async_sim``
+with buffers of size 1 and in-order updates: the same updates as the synchronous step), the
+schedule that keeps one block's graph alive at a time.
 
     python -m benchmarks.bench_rules [--rounds 5] [--steps 8] [--threads 2] [--depth 6]
 """
@@ -144,39 +142,41 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         try:
             engines[name] = _engine(name, data, args, block=False)
             _steps(engines[name], batches)  # warm-up, and a check that the rule runs here
+            if engines[name].exp.rule.wiring.stale_ok:
+                label = f"{name} [block at a time]"
+                engines[label] = _engine(name, data, args, block=True)
+                _steps(engines[label], batches)
         except Exception as error:
             skip(name, error)
-    timings: dict[str, list[float]] = {name: [] for name in engines}
+    timings: dict[str, list[float]] = {label: [] for label in engines}
     for r in range(args.rounds):  # interleaved rounds: machine noise hits every rule alike
-        names = list(engines) if r % 2 == 0 else list(reversed(engines))
-        for name in names:
+        labels = list(engines) if r % 2 == 0 else list(reversed(engines))
+        for label in labels:
+            if label not in engines:
+                continue
             started = time.perf_counter()
             try:
-                _steps(engines[name], batches)
+                _steps(engines[label], batches)
             except Exception as error:
-                skip(name, error)
+                skip(label, error)
                 continue
-            timings[name].append((time.perf_counter() - started) / len(batches))
-    for name, engine in list(engines.items()):
-        row: dict[str, Any] = {"ms_per_step": 1000 * statistics.median(timings[name])}
+            timings[label].append((time.perf_counter() - started) / len(batches))
+    for label, engine in list(engines.items()):
         try:
-            row["peak_saved_bytes_sync"] = _peak(engine, batches[:2])
-            if engine.exp.rule.wiring.stale_ok:
-                block = _engine(name, data, args, block=True)
-                row["peak_saved_bytes_block"] = _peak(block, batches[:2])
+            peak = _peak(engine, batches[:2])
         except Exception as error:
-            skip(name, error)
+            skip(label, error)
             continue
-        rows[name] = row
+        rows[label] = {
+            "ms_per_step": 1000 * statistics.median(timings[label]),
+            "peak_saved_bytes": peak,
+        }
     base = rows["backprop"]
     for row in rows.values():
         if "ms_per_step" in row:
             row["time_ratio"] = row["ms_per_step"] / base["ms_per_step"]
-            for key in ("sync", "block"):
-                if f"peak_saved_bytes_{key}" in row:
-                    ratio = row[f"peak_saved_bytes_{key}"] / base["peak_saved_bytes_sync"]
-                    row[f"memory_ratio_{key}"] = ratio
-    return rows
+            row["memory_ratio"] = row["peak_saved_bytes"] / base["peak_saved_bytes"]
+    return dict(sorted(rows.items()))
 
 
 def main() -> None:
@@ -192,13 +192,12 @@ def main() -> None:
     rows = measure(args)
     for name, row in rows.items():
         if "skipped" in row:
-            print(f"{name:16s} skipped: {row['skipped']}")
+            print(f"{name:34s} skipped: {row['skipped']}")
             continue
-        block = row.get("memory_ratio_block")
         print(
-            f"{name:16s} {row['ms_per_step']:8.1f} ms/step  time x{row['time_ratio']:.2f}  "
-            f"memory x{row['memory_ratio_sync']:.2f} (sync)"
-            + (f"  x{block:.2f} (block at a time)" if block is not None else "")
+            f"{name:34s} {row['ms_per_step']:8.1f} ms/step  time x{row['time_ratio']:.2f}  "
+            f"peak activations {row['peak_saved_bytes'] / 2**20:7.1f} MiB  "
+            f"memory x{row['memory_ratio']:.2f}"
         )
     record = {"benchmark": "rules", "args": vars(args), "environment": environment(), "rules": rows}
     if not args.no_write:

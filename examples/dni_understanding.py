@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,21 @@ def diagnostics_run(rule: str, dataset: str, epochs: int, every: int) -> dict[st
     return {"rule": rule, "accuracy": summary["accuracy"], "diag": diag}
 
 
+def runs_from_dirs(paths: list[Path]) -> list[dict[str, Any]]:
+    """Diagnostics of finished runs (``bbp train`` run directories): the rule's name from the
+    run's config, the ``diag`` records from its ``metrics.jsonl``."""
+    import yaml
+
+    runs = []
+    for path in paths:
+        config = yaml.safe_load((path / "config.yaml").read_text())
+        records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+        summary = json.loads((path / "summary.json").read_text())
+        diag = [r for r in records if r["split"] == "diag"]
+        runs.append({"rule": config["rule"]["name"], "accuracy": summary["accuracy"], "diag": diag})
+    return runs
+
+
 def plot(linear: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -209,6 +225,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--linear-steps", type=int, default=600)
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        nargs="*",
+        help="plot (b) from these finished run directories (trained with "
+        "train.diagnostics_every) instead of training two small runs",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     linear = linear_check("cdni", args.linear_steps)
@@ -220,14 +243,18 @@ def main() -> None:
         linear["curves"]["sg_loss"][-1],
         linear["optimum_loss"],
     )
-    runs = [
-        diagnostics_run(rule, args.dataset, args.epochs, args.every) for rule in ("dni", "cdni")
-    ]
+    if args.runs:
+        runs = runs_from_dirs(args.runs)
+    else:
+        runs = [
+            diagnostics_run(rule, args.dataset, args.epochs, args.every) for rule in ("dni", "cdni")
+        ]
     for run in runs:
         last = {(r["block"], r["name"]): r["value"] for r in run["diag"]}
         log.info("%s: accuracy %.4f, last diagnostics %s", run["rule"], run["accuracy"], last)
     args.out.mkdir(parents=True, exist_ok=True)
-    png = args.out / f"dni_understanding_{args.dataset}.png"
+    tag = "runs" if args.runs else args.dataset
+    png = args.out / f"dni_understanding_{tag}.png"
     plot(linear, runs, png)
     summary = {
         "linear": {k: v for k, v in linear.items() if k != "curves"}
@@ -237,8 +264,7 @@ def main() -> None:
         ],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "command": f"python -m examples.dni_understanding --dataset {args.dataset} "
-        f"--epochs {args.epochs} --every {args.every} --linear-steps {args.linear_steps}",
+        "command": "python -m examples.dni_understanding " + " ".join(sys.argv[1:]),
     }
     json_path = png.with_suffix(".json")
     json_path.write_text(json.dumps(summary, indent=2) + "\n")

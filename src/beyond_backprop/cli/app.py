@@ -172,3 +172,6 @@ def main() -> None:
 
 from beyond_backprop.cli import eval as _eval  # noqa: E402, F401  (registers `bbp eval`)
 from beyond_backprop.cli import plot as _plot  # noqa: E402, F401  (registers `bbp plot`)
+from beyond_backprop.cli.compare import compare  # noqa: E402
+
+app.command()(compare)

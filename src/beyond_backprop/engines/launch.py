@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from beyond_backprop.config import ExperimentConfig, dump_config
+from beyond_backprop.engines.local import peak_rss_mb
 from beyond_backprop.engines.partition import balanced_boundaries, measure_block_costs
 from beyond_backprop.engines.recorder import Progress
 from beyond_backprop.engines.staged import StageEngine
@@ -86,11 +87,16 @@ def run_staged(
         summary = engine.train(stop_after=stop_after)
     finally:
         recorder.close()
-    timing = {"rank": rank, "train_seconds": engine.train_seconds,
-              "recv_wait_seconds": engine.stage.channel.wait_seconds}  # fmt: skip
+    timing = {
+        "rank": rank,
+        "train_seconds": engine.train_seconds,
+        "recv_wait_seconds": engine.stage.channel.wait_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     timings: list[object] = [None] * world_size
     dist.all_gather_object(timings, timing)
     summary["stage_timings"] = timings
+    summary["peak_rss_mb"] = max(t["peak_rss_mb"] for t in timings)  # type: ignore[index]
     summary["run_dir"] = str(run_dir)
     if rank == 0:
         atomic_write_json(run_dir / SUMMARY_FILE, summary)

@@ -4,13 +4,13 @@ layer-parallel engine."""
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from beyond_backprop.data import batches_per_epoch, epoch_order, iter_batches
 from beyond_backprop.engines.async_sim import AsyncSimulator
@@ -266,9 +266,10 @@ class LocalEngine:
             "samples_per_second": samples / self.train_seconds if self.train_seconds else 0.0,
             "eval": dict(self.last_eval),
             "accuracy": self.last_eval.get("accuracy"),
+            "peak_rss_mb": peak_rss_mb(),
         }
 
 
-def parameters_of(module: nn.Module) -> list[torch.Tensor]:
-    """Detached copies of a module's parameters (for comparisons in tests and benchmarks)."""
-    return [p.detach().clone() for p in module.parameters()]
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

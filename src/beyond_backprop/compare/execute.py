@@ -1,0 +1,110 @@
+"""Run a suite's variants, each in its own process (``bbp train`` or ``bbp launch``), so that
+every run's peak memory is its own and a crash in one rule does not stop the others."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beyond_backprop.compare.suite import Variant
+from beyond_backprop.config import dump_config, load_config
+from beyond_backprop.tracking.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+WALL_FILE = "compare_wall.json"
+
+
+@dataclass
+class Outcome:
+    """A variant's run: its summary, or why it failed."""
+
+    variant: Variant
+    run_dir: Path | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float | None = None
+    reused: bool = False
+    error: str | None = None
+
+
+def find_completed_run(variant: Variant) -> Path | None:
+    """The newest finished run of this variant with exactly this config, if any."""
+    folder = Path(variant.config.log.root) / variant.config.name
+    for run_dir in sorted(folder.glob("*/"), reverse=True):
+        summary, config = run_dir / "summary.json", run_dir / "config.yaml"
+        if not (summary.is_file() and config.is_file()):
+            continue
+        try:
+            done = json.loads(summary.read_text()).get("completed")
+            same = load_config(config) == variant.config
+        except Exception:  # an unreadable old run is simply not reused
+            continue
+        if done and same:
+            return run_dir
+    return None
+
+
+def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
+    """Reuse a finished identical run unless ``force``; else train it in a child process."""
+    if not force and (existing := find_completed_run(variant)) is not None:
+        summary = json.loads((existing / "summary.json").read_text())
+        wall = _stored_wall(existing)
+        return Outcome(variant, existing, summary, wall, reused=True)
+    config_file = out / "configs" / f"{variant.label}.yaml"
+    atomic_write_text(config_file, dump_config(variant.config))
+    command = [sys.executable, "-m", "beyond_backprop"]
+    if variant.stages == 1:
+        command += ["train", "--config", str(config_file)]
+    else:
+        command += ["launch", "--nproc", str(variant.stages), "--config", str(config_file)]
+    log_file = out / "logs" / f"{variant.label}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log_file.open("w") as sink:
+        code = subprocess.run(
+            command, stdout=sink, stderr=subprocess.STDOUT, check=False
+        ).returncode
+    wall = time.perf_counter() - started
+    run_dir = find_completed_run(variant)
+    if code != 0 or run_dir is None:
+        return Outcome(variant, None, {}, wall, error=_last_error(log_file, code))
+    atomic_write_text(run_dir / WALL_FILE, json.dumps({"wall_seconds": wall}))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return Outcome(variant, run_dir, summary, wall)
+
+
+def run_suite(
+    variants: list[Variant],
+    out: Path,
+    force: bool,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every variant in order; a failure is recorded and the next one runs."""
+    outcomes = []
+    for variant in variants:
+        outcome = run_variant(variant, out, force)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
+
+
+def _stored_wall(run_dir: Path) -> float | None:
+    """The wall time ``bbp compare`` measured when it trained this run (None if it did not)."""
+    path = run_dir / WALL_FILE
+    return float(json.loads(path.read_text())["wall_seconds"]) if path.is_file() else None
+
+
+def _last_error(log_file: Path, code: int) -> str:
+    lines = [
+        line.strip() for line in log_file.read_text(errors="replace").splitlines() if line.strip()
+    ]
+    errors = [line for line in lines if "error" in line.lower()]
+    last = (errors or lines or ["no output"])[-1]
+    return f"exit {code}: {last[:200]}"

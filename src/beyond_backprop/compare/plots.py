@@ -1,0 +1,71 @@
+"""The comparison's pictures: learning curves, accuracy against wall time, per-block accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from beyond_backprop.tracking.metrics import read_metrics
+
+
+def eval_curve(run_dir: Path) -> list[tuple[float, float]]:
+    """(epoch, accuracy) of the network's prediction at each evaluation of a run."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        path = run_dir / "metrics.rank0.jsonl"  # a staged run: rank 0 evaluates
+    if not path.is_file():
+        return []
+    return [
+        (r["epoch"] + 1, r["value"])
+        for r in read_metrics(path)
+        if r["split"] in ("test", "validation") and r["block"] is None and r["name"] == "accuracy"
+    ]
+
+
+def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Write the three PNGs; returns their paths."""
+    done = [row for row in table if row["accuracy"] is not None]
+    paths = [
+        out / "learning_curves.png",
+        out / "accuracy_vs_time.png",
+        out / "per_block_accuracy.png",
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in done:
+        curve = eval_curve(Path(row["run_dir"]))
+        if curve:
+            ax.plot(*zip(*curve, strict=True), marker="o", label=row["label"])
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="Learning curves")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in done:
+        if row["wall_seconds"] is not None:
+            ax.scatter(row["wall_seconds"], row["accuracy"])
+            ax.annotate(row["label"], (row["wall_seconds"], row["accuracy"]), fontsize=7)
+    ax.set(xlabel="wall time (s)", ylabel="test accuracy", title="Accuracy against wall time")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in done:
+        blocks = row.get("per_block_accuracy") or {}
+        if blocks:
+            keys = sorted(blocks)
+            ax.plot(keys, [blocks[k] for k in keys], marker="o", label=row["label"])
+    ax.set(
+        xlabel="block", ylabel="accuracy of the block's own prediction", title="Per-block accuracy"
+    )
+    if ax.lines:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths

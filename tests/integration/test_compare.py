@@ -1,0 +1,81 @@
+"""``bbp compare`` on a tiny suite: rows for every run, a failure isolated, runs reused."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from beyond_backprop.cli.app import main
+from beyond_backprop.compare.suite import load_suite
+from beyond_backprop.errors import ConfigError
+
+SUITE = """
+name: tiny
+base:
+  data: {name: synthetic, batch_size: 32}
+  model: {arch: mlp, hidden: [16, 16]}
+  train: {epochs: 1}
+  engine: {threads: 1}
+entries:
+  - {name: backprop, rule: {name: backprop}, staged: {stages: 2, schedule: naive}}
+  - {name: broken, rule: {name: backprop}, set: [data.name=cifar10]}
+"""
+
+
+def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["bbp", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return info.value.code if isinstance(info.value.code, int) else 0
+
+
+def test_compare_reports_every_run_and_reuses_finished_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(SUITE)
+    out = tmp_path / "out"
+    assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
+    table = json.loads((out / "compare.json").read_text())
+    assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
+    one, staged, broken = table
+    assert one["accuracy"] == staged["accuracy"]  # naive staged backprop is the same training
+    assert one["gap_to_backprop"] == 0 and one["speedup_vs_backprop"] == 1
+    assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]
+    assert (
+        (out / "compare.csv").read_text().splitlines()[0].startswith("label,rule,engine,accuracy")
+    )
+    for png in ("learning_curves.png", "accuracy_vs_time.png", "per_block_accuracy.png"):
+        assert (out / png).stat().st_size > 1000
+    capsys.readouterr()
+    assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
+    again = json.loads((out / "compare.json").read_text())
+    assert [r["reused"] for r in again] == [True, True, False]
+    assert "backprop: acc" in capsys.readouterr().out
+
+
+def test_suite_problems_are_reported_together(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(
+        "entries:\n  - {name: a, rule: {name: backpro}}\n  - {name: a, rul: {}}\nextra: 1\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_suite(suite, tmp_path)
+    problems = [p.split(": ", 1)[1] for p in info.value.problems]
+    assert problems[0].startswith("extra: unknown key")
+    assert any(
+        "rule.name: unknown rule 'backpro' (did you mean 'backprop'?)" in p for p in problems
+    )
+    assert any(
+        "entries[1]: expected a mapping with at least 'name' and 'rule'" in p for p in problems
+    )
+
+
+@pytest.mark.parametrize(
+    "suite", sorted((Path(__file__).parents[2] / "configs" / "suites").glob("*.yaml"))
+)
+def test_shipped_suites_load(suite: Path, tmp_path: Path) -> None:
+    assert load_suite(suite, tmp_path).variants
