@@ -9,7 +9,9 @@ layer's symbol (cluster) of every test patch with the true symbol of the matchin
 
 Both are 1 when the clusters equal the symbols up to renaming (the paper's claim).
 
-Usage: ``python examples/provable_symbols.py RUN_DIR``
+Usage: ``python examples/provable_symbols.py RUN_DIR``, or ``--stats`` for how distinct the
+symbols' label distributions P(y | symbol) of the default model are (what the clustering of a
+layer's label predictions can separate).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 from beyond_backprop.config.load import load_config
-from beyond_backprop.data.hierarchical_digits import PRESETS, generate_levels
+from beyond_backprop.data.hierarchical_digits import PRESETS, HierarchyConfig, generate_levels
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 
@@ -37,6 +39,8 @@ def agreement(clusters: torch.Tensor, symbols: torch.Tensor) -> tuple[float, flo
 
 def main(run_dir: str) -> None:
     config = load_config(Path(run_dir) / "config.yaml")
+    if config.data.name not in PRESETS:
+        raise SystemExit(f"{config.data.name!r} has no true symbols; valid: {', '.join(PRESETS)}")
     experiment = build_experiment(config)
     loaded = load_latest_checkpoint(run_dir)
     if loaded is None:
@@ -59,5 +63,29 @@ def main(run_dir: str) -> None:
             )
 
 
+def label_statistics(config: HierarchyConfig) -> None:
+    """Per latent level: the mean largest P(y | symbol) and the L2 distance from each symbol's
+    label distribution to the nearest other symbol's (training split, positions pooled)."""
+    (labels, levels), _ = generate_levels(config)
+    for j, grid in enumerate(levels[:-1]):
+        per_image = grid.shape[1] * grid.shape[2]
+        symbols = grid.flatten()
+        table = torch.zeros(int(symbols.max()) + 1, config.num_classes)
+        table.index_put_(
+            (symbols, labels.repeat_interleave(per_image)),
+            torch.ones(len(symbols)),
+            accumulate=True,
+        )
+        dist = table / table.sum(dim=1, keepdim=True)
+        gaps = torch.cdist(dist, dist).fill_diagonal_(float("inf")).min(dim=1).values
+        print(
+            f"level {config.levels - 1 - j}: mean max P(y|s) {dist.max(1).values.mean():.3f}, "
+            f"nearest other symbol: min {gaps.min():.3f} median {gaps.median():.3f}"
+        )
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--stats":
+        label_statistics(HierarchyConfig())
+    else:
+        main(sys.argv[1])

@@ -41,7 +41,8 @@ class FeedbackAlignment(LearningRule):
     travelled through B. Diagnostics (``train.diagnostics_every``): per block, ``grad_angle``
     (the update against the true gradient), ``signal_angle`` (the error reaching the block's
     output against the true dL/dh) and ``feedback_angle`` (W against B, i.e. W^T against the
-    matrix used in its place), in degrees.
+    matrix used in its place; the stack's first layer, whose B is never used, left out), in
+    degrees.
 
     Deviations: B is drawn once per layer from a uniform distribution, either scaled by the
     layer's fan-in (``init: fan_in``, like PyTorch's default weight initialisation) or in a fixed
@@ -100,8 +101,9 @@ class FeedbackAlignment(LearningRule):
         figures = grad_angles(ours, true, range(len(stack)))
         for k, (mine, exact) in enumerate(zip(our_signals, true_signals, strict=True)):
             figures[(k, "signal_angle")] = angle_degrees(mine, exact)
+        first = feedback_layers(stack)[0]  # its B sends nothing anywhere: left out
         for k, block in enumerate(stack.blocks):
-            layers = feedback_layers(block)
+            layers = [layer for layer in feedback_layers(block) if layer is not first]
             if layers:
                 figures[(k, "feedback_angle")] = angle_degrees(
                     [layer.weight for layer in layers], [layer.feedback for layer in layers]

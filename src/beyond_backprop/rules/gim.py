@@ -88,6 +88,7 @@ class GreedyInfoMax(LearningRule):
             return found
 
     wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
+    _grid: tuple[int, int] = (0, 0)  # (rows, cols) of the training images' patch grid
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """Predictors ``W_1 .. W_K`` and a probe for every encoder block."""
@@ -99,7 +100,7 @@ class GreedyInfoMax(LearningRule):
                 f"gim cuts images into {cfg.patch_size}x{cfg.patch_size} patches: the input "
                 f"shape {shape} does not fit (set rule.patch_size)"
             )
-        rows, cols = self._grid_shape(shape)
+        rows, cols = self._grid = self._grid_shape(shape)
         if cfg.offsets >= rows:
             raise ValueError(
                 f"gim: rule.offsets={cfg.offsets} must be below the patch grid's {rows} rows"
@@ -127,9 +128,9 @@ class GreedyInfoMax(LearningRule):
         )
 
     def transform_batch(self, batch: Batch, step: int) -> Batch:
-        """The patches of every image as one batch; the images stay in ``views``."""
+        """The patches of every image as one batch (image by image, row by row)."""
         patches, _, _ = cut_patches(batch.x, self.config.patch_size, self.config.patch_stride)
-        return Batch(patches, batch.y, (batch.x,))
+        return Batch(patches, batch.y)
 
     def active_blocks(self, epoch: int, num_blocks: int) -> range:
         """The encoder: the classifier block does not run."""
@@ -140,7 +141,7 @@ class GreedyInfoMax(LearningRule):
         local = ctx.local
         if not isinstance(local, ProbedLocal) or not isinstance(local.objective, PatchPredictors):
             raise TypeError(f"gim block {k} needs its PatchPredictors local")
-        z = patch_grid(ctx.h_out, *self._grid_shape(tuple(ctx.batch.views[0].shape[1:])))
+        z = patch_grid(ctx.h_out, *self._grid)
         terms = grid_info_nce(z, list(local.objective.maps), self.config.negatives)
         terms["probe"] = local.probe_loss(z, ctx.batch.y)
         return LocalLoss(terms)

@@ -37,14 +37,15 @@ class Provable(LearningRule):
 
     Under the generative model (``data/hierarchical_digits.py``) a patch determines the symbol
     above it, so patches of one symbol share one label distribution; the two-layer network learns
-    it and the clustering groups the patches by symbol, recovering the model level by level.
+    it and, where distinct symbols have distinct label distributions, the clustering groups the
+    patches by symbol, recovering the model level by level.
     Evaluation reports each layer's own prediction (its per-patch logits averaged over patches).
 
     Deviations: the paper's body (its exact network, loss and clustering step) could not be
-    consulted here, only its abstract; the per-patch cross-entropy, the softmax outputs as the
-    clustered representation, and online k-means within the engine's epochs are this library's
-    reading of "gradient updates for a two layer network followed by a simple clustering
-    algorithm". Centroids are fitted by the engine's optimizer (use SGD) rather than by a
+    consulted here, only its abstract and introduction; the per-patch cross-entropy, the softmax
+    outputs as the clustered representation, and online k-means within the engine's epochs are
+    this library's reading of "gradient updates for a two layer network followed by a simple
+    clustering algorithm". Centroids are fitted by the engine's optimizer (use SGD) rather than by a
     full-batch Lloyd iteration. The per-layer learning rate follows the run's schedule across all
     layers (use ``optim.schedule: constant``).
     """

@@ -7,6 +7,7 @@ import pytest
 from beyond_backprop.config import dump_config, load_config
 from beyond_backprop.errors import ConfigError
 from beyond_backprop.models.cnn import CNNConfig
+from beyond_backprop.rules import RULES
 from beyond_backprop.rules.backprop import Backprop
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,11 +52,12 @@ def test_every_problem_is_reported_at_once_one_line_each(tmp_path: Path) -> None
         "rule: {name: backprp}\noptim: {lr: -0.1, name: sgdd}\ntrian: {epochs: 3}\n"
         "data: {batch_size: many}\n",
     )
+    rules = ", ".join(RULES.names())
     assert found == [
         "trian: unknown key (did you mean 'train'?); valid: name, seed, deterministic, data, "
         "model, rule, engine, optim, train, log",
         "data.batch_size: 'many' is not a valid int",
-        "rule.name: unknown rule 'backprp' (did you mean 'backprop'?); valid: backprop",
+        f"rule.name: unknown rule 'backprp' (did you mean 'backprop'?); valid: {rules}",
         "optim.name: 'sgdd' is not one of 'sgd', 'adam', 'adamw' (did you mean 'sgd'?)",
     ]
 
