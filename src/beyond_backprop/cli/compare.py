@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,8 @@ from beyond_backprop.compare.plots import plot_comparison
 from beyond_backprop.compare.report import rows, write_reports
 from beyond_backprop.compare.suite import load_suite
 
-console = Console(soft_wrap=True)
+# a wide table even when the output is a file or a pipe (rich assumes 80 columns there)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def compare(
