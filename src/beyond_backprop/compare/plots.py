@@ -14,14 +14,14 @@ from beyond_backprop.tracking.metrics import read_metrics
 
 
 def eval_curve(run_dir: Path) -> list[tuple[float, float]]:
-    """(epoch, accuracy) of the network's prediction at each evaluation of a run."""
+    """(step, accuracy) of the network's prediction at each evaluation of a run."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         path = run_dir / "metrics.rank0.jsonl"  # a staged run: rank 0 evaluates
     if not path.is_file():
         return []
     return [
-        (r["epoch"] + 1, r["value"])
+        (r["step"], r["value"])
         for r in read_metrics(path)
         if r["split"] in ("test", "validation") and r["block"] is None and r["name"] == "accuracy"
     ]
@@ -40,7 +40,7 @@ def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
         curve = eval_curve(Path(row["run_dir"]))
         if curve:
             ax.plot(*zip(*curve, strict=True), marker="o", label=row["label"])
-    ax.set(xlabel="epoch", ylabel="test accuracy", title="Learning curves")
+    ax.set(xlabel="training step", ylabel="test accuracy", title="Learning curves")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)

@@ -66,6 +66,8 @@ class TrainConfig:
     """Stop after this many steps in all (smoke runs); None trains every epoch."""
     eval_every: int = 1
     """Evaluate on the evaluation split every this many epochs (and always at the end)."""
+    eval_every_steps: int | None = None
+    """Also evaluate every this many steps (learning curves within an epoch); None: never."""
     log_every: int = 50
     """Log the mean training loss terms every this many steps."""
     checkpoint_every: int | None = None
@@ -81,7 +83,7 @@ class TrainConfig:
         for name in ("epochs", "eval_every", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 found.append((name, f"{getattr(self, name)} is invalid: must be >= 1"))
-        for name in ("max_steps", "checkpoint_every", "diagnostics_every"):
+        for name in ("max_steps", "checkpoint_every", "diagnostics_every", "eval_every_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 found.append((name, f"{value} is invalid: must be >= 1 or null"))

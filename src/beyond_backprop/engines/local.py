@@ -85,7 +85,12 @@ class LocalEngine:
                 self.step += 1
                 end_of_epoch = self.step % self.steps_per_epoch == 0
                 finished = self.step >= self.total_steps
-                if finished or (end_of_epoch and (epoch + 1) % config.train.eval_every == 0):
+                every_steps = config.train.eval_every_steps
+                if (
+                    finished
+                    or (end_of_epoch and (epoch + 1) % config.train.eval_every == 0)
+                    or (every_steps and self.step % every_steps == 0)
+                ):
                     self.evaluate(epoch)
                     evaluated_at = self.step
                 every = config.train.checkpoint_every
