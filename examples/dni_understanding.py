@@ -262,6 +262,7 @@ def main() -> None:
         "runs": [
             {"rule": r["rule"], "accuracy": r["accuracy"], "final": r["diag"][-4:]} for r in runs
         ],
+        "run_dirs": [str(p) for p in args.runs or []],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "command": "python -m examples.dni_understanding " + " ".join(sys.argv[1:]),

@@ -17,7 +17,7 @@ from beyond_backprop.engines.async_sim import AsyncSimulator
 from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import build_optimizer, lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
-from beyond_backprop.engines.step import backward_blocks, forward_blocks
+from beyond_backprop.engines.step import train_blocks
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch
 from beyond_backprop.tracking.rng import capture_rng_state, restore_rng_state
@@ -144,9 +144,8 @@ class LocalEngine:
                 x = exp.stack.forward_range(x, 0, first)
             frozen.train(exp.stack.training)
         blocks = list(exp.stack.blocks[first : last + 1])
-        pairs = forward_blocks(blocks, first, x, exp.rule.wiring.needs_input_grad)
-        result = backward_blocks(
-            exp.rule, exp.locals, pairs, first, self.num_blocks, batch, self.step, epoch
+        result = train_blocks(
+            exp.rule, exp.locals, blocks, first, x, self.num_blocks, batch, self.step, epoch
         )
         self._step_optimizers(active)
         return result.terms

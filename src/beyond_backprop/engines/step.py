@@ -89,6 +89,40 @@ def backward_blocks(
     return StepResult(terms, grad_from_above, broadcast)
 
 
+def train_blocks(
+    rule: LearningRule,
+    locals_: Sequence[nn.Module | None],
+    blocks: Sequence[nn.Module],
+    first: int,
+    x: Tensor,
+    num_blocks: int,
+    batch: Batch,
+    step: int,
+    epoch: int,
+) -> StepResult:
+    """Forward and learn ``blocks`` (numbered from ``first``) on input ``x``.
+
+    When no message crosses blocks (backward ``none``), each block runs forward, objective and
+    backward before the next block's forward, so only one block's graph is alive at a time:
+    the same updates as running every forward first (block k+1 reads block k's output, which
+    its backward pass does not change, and every optimizer steps after all blocks), with a
+    local rule's memory advantage. Otherwise every block runs forward, then the objectives go
+    top-down so messages can flow.
+    """
+    if rule.wiring.backward != "none":
+        pairs = forward_blocks(blocks, first, x, rule.wiring.needs_input_grad)
+        return backward_blocks(rule, locals_, pairs, first, num_blocks, batch, step, epoch)
+    terms: dict[tuple[int, str], float] = {}
+    for offset, block in enumerate(blocks):
+        pairs = forward_blocks([block], first + offset, x, needs_input_grad=False)
+        result = backward_blocks(
+            rule, locals_, pairs, first + offset, num_blocks, batch, step, epoch
+        )
+        terms.update(result.terms)
+        x = pairs[0][1]
+    return StepResult(terms, None, {})
+
+
 def _apply(objective: Objective, h_out: Tensor, scale: float) -> None:
     losses = list(objective.terms.values())
     if scale != 1.0:  # skipped at 1 so the one-process path stays exactly as it was

@@ -30,10 +30,10 @@ class DGL(LearningRule):
     modules) is the engine's business: ``engine.mode: async_sim`` in the ``LocalEngine`` (see
     ``engines/replay.py``); this rule only declares ``stale_ok``.
 
-    Deviations: the auxiliary network defaults to the paper's MLP-SR family (spatial averaging
-    to 2x2, then a 3-layer MLP; ``models/heads.py``) with a width chosen for MNIST-sized
-    models, not the paper's CIFAR/ImageNet widths. Blocks are the architecture's blocks, or
-    groups of them through the ``blocks`` option.
+    Deviations: the auxiliary network defaults to an MLP-SR-style head after Sec. 4 (spatial
+    averaging to 2x2, then a 3-layer MLP; ``models/heads.py``) with a width chosen for
+    MNIST-sized models, not the paper's CIFAR/ImageNet widths. Blocks are the architecture's
+    blocks, or groups of them through the ``blocks`` option.
     """
 
     @dataclass(frozen=True)
