@@ -82,7 +82,13 @@ def linear_check(rule: str = "cdni", steps: int = 600, lr: float = 0.6) -> dict[
             "seed": 0,
             "data": {"name": "synthetic", "batch_size": len(data.train.x)},
             "model": {"arch": "mlp", "hidden": [4]},  # replaced below by a linear stack
-            "rule": {"name": rule, "hidden_layers": 0, "batch_norm": False, "loss": "mse"},
+            "rule": {
+                "name": rule,
+                "hidden_layers": 0,
+                "batch_norm": False,
+                "loss": "mse",
+                "synth_reduction": "sum",
+            },
             "optim": {"name": "sgd", "lr": lr, "momentum": 0.0, "schedule": "constant"},
             "engine": {"threads": 1},
         }
@@ -152,7 +158,7 @@ def diagnostics_run(rule: str, dataset: str, epochs: int, every: int) -> dict[st
             "seed": 0,
             "data": {"name": dataset, "batch_size": 128, "train_limit": limit},
             "model": {"arch": "mlp", "hidden": [256, 256, 256], "batch_norm": True},
-            "rule": {"name": rule, "width": 512},
+            "rule": {"name": rule, "width": 512, "synth_reduction": "sum"},
             "optim": {"name": "adam", "lr": 0.001, "schedule": "constant"},
             "train": {"epochs": epochs, "diagnostics_every": every, "log_every": every},
             "engine": {"threads": 2},

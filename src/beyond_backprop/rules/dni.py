@@ -51,12 +51,12 @@ class DNI(LearningRule):
 
     Deviations: the paper trains for 500k steps with Adam (learning rate 3e-5) and batch 256;
     the presets use far shorter budgets with a larger learning rate. The synthesizer's loss is
-    half the squared error summed over features and averaged over the batch, on the
-    per-example scale above. In the LocalEngine every block still trains on its real input:
-    synthetic inputs only learn I_k (a term of block k's objective); an engine that serves the
-    ``synthetic`` forward wiring may start block k from I_k(x) before h_{k-1} arrives. The
-    regression pairs h_k with the gradient of the same batch, so the rule does not claim
-    ``stale_ok``.
+    half the squared error averaged (or summed: ``synth_reduction``) over features and
+    averaged over the batch, on the per-example scale above. In the LocalEngine every block
+    still trains on its real input: synthetic inputs only learn I_k (a term of block k's
+    objective); an engine that serves the ``synthetic`` forward wiring may start block k from
+    I_k(x) before h_{k-1} arrives. The regression pairs h_k with the gradient of the same
+    batch, so the rule does not claim ``stale_ok``.
     """
 
     @dataclass(frozen=True)
@@ -76,6 +76,11 @@ class DNI(LearningRule):
         """Channels of each hidden 5x5 conv layer of a synthesizer on feature maps (128)."""
         batch_norm: bool = True
         """Batch normalisation after each hidden layer of the synthesizers."""
+        synth_reduction: Literal["mean", "sum"] = "mean"
+        """How the synthesizer's squared error is reduced over an example's features: ``mean``
+        keeps its scale independent of the activation size (stable with SGD on wide feature
+        maps); ``sum`` is the plain squared norm (the measured MNIST presets use it, with
+        Adam, which does not care about the scale)."""
         learn_synthesizers: bool = True
         """Train the synthesizers; false keeps them at their zero initialisation, so blocks
         below the top get no gradient at all (the paper's "no backprop" baseline)."""
@@ -142,6 +147,13 @@ class DNI(LearningRule):
             return F.mse_loss(logits, target)
         return F.cross_entropy(logits, y)
 
+    def synth_loss(self, predicted: Tensor, target: Tensor) -> Tensor:
+        """Half the squared error per example (summed or averaged over its features, see
+        ``synth_reduction``), averaged over the batch."""
+        error = (predicted - target).pow(2).flatten(1)
+        per_example = error.sum(1) if self.config.synth_reduction == "sum" else error.mean(1)
+        return 0.5 * per_example.mean()
+
     def label(self, y: Tensor, synthesizer: GradientSynthesizer) -> Tensor | None:
         """The one-hot label for a conditioned synthesizer, None for plain DNI."""
         if synthesizer.num_classes == 0:
@@ -169,8 +181,7 @@ class DNI(LearningRule):
         if self.config.learn_synthesizers:
             # the target is a message (a .grad from block k+1's backward): no graph behind it
             target = ctx.inbox["grad"] * batch_size
-            error = (predicted - target).pow(2).flatten(1).sum(1)
-            terms["synth"] = 0.5 * error.mean()
+            terms["synth"] = self.synth_loss(predicted, target)
         # detached: the injected gradient trains block k only, never the synthesizer
         return OutputGradient(grad=predicted.detach() / batch_size, terms=terms)
 
@@ -199,9 +210,9 @@ class DNI(LearningRule):
                     assert isinstance(local, DNILocal) and local.gradient is not None
                     scale = h_k.shape[0]
                     predicted = local.gradient(h_k, self.label(batch.y, local.gradient))
-                    error = (predicted - g_k * scale).pow(2).flatten(1).sum(1).mean()
+                    error = self.synth_loss(predicted, g_k * scale)
                     cos = F.cosine_similarity(predicted.flatten(), g_k.flatten(), dim=0)
-                    figures[(k, "synth_error")] = float(0.5 * error)
+                    figures[(k, "synth_error")] = float(error)
                     figures[(k, "cos")] = float(cos)
         return figures
 

@@ -99,7 +99,9 @@ def test_bootstrapped_target_and_injected_gradient_by_hand() -> None:
     """Block k learns from M_k(h_k)/B; M_k regresses onto B * J_{k+1}^T M_{k+1}(h_{k+1})/B
     (below the top) and onto the true gradient just below the top."""
     torch.set_num_threads(1)
-    config = tiny_config(model={"arch": "mlp", "hidden": [8, 8, 8]}, rule={"name": "dni"})
+    config = tiny_config(
+        model={"arch": "mlp", "hidden": [8, 8, 8]}, rule={"name": "dni", "synth_reduction": "sum"}
+    )
     experiment = build_experiment(config)
     random_last_layers(experiment)
     stack, locals_ = experiment.stack, experiment.locals
@@ -317,3 +319,19 @@ def test_conv_synthesizers_on_feature_maps() -> None:
     for batch in batches(experiment, 16, 2):
         terms = engine.train_step(batch, 0)
     assert {(0, "synth"), (1, "synth"), (2, "loss")} <= set(terms)
+
+
+def test_synth_reduction_mean_is_sum_over_the_feature_count() -> None:
+    values = {}
+    for reduction in ("mean", "sum"):
+        config = tiny_config(
+            model={"arch": "mlp", "hidden": [8, 8]},
+            rule={"name": "dni", "synth_reduction": reduction},
+        )
+        experiment = build_experiment(config)
+        random_last_layers(experiment)
+        x, y = experiment.data.train.x[:16], experiment.data.train.y[:16]
+        pairs = forward_blocks(list(experiment.stack.blocks), 0, x, needs_input_grad=True)
+        result = backward_blocks(experiment.rule, experiment.locals, pairs, 0, 3, Batch(x, y), 0, 0)
+        values[reduction] = result.terms[(0, "synth")]
+    assert values["mean"] == pytest.approx(values["sum"] / 8, rel=1e-6)
