@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import pytest
+
+from beyond_backprop.cli.app import main
 from beyond_backprop.config import ExperimentConfig, build_experiment_config
 
 
@@ -27,3 +31,15 @@ def tiny_config(tmp_path: Any = None, **sections: Any) -> ExperimentConfig:
         else:
             data[key] = value
     return build_experiment_config(data)
+
+
+def run_cli(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """Run ``bbp ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["bbp", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 0), out.out, out.err

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from beyond_backprop.cli.app import main
 from beyond_backprop.eval.plots import metric_series
 from beyond_backprop.runner import start_run
-from tests.helpers import tiny_config
+from tests.helpers import run_cli, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run_cli(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bbp", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out.out, out.err
 
 
 @pytest.fixture(scope="module")
