@@ -20,7 +20,13 @@ import matplotlib.pyplot as plt
 
 from benchmarks.bench_parallel import measure
 
-CASES = [("backprop", "naive"), ("backprop", "gpipe"), ("dgl", "pipelined"), ("dgl", "async")]
+CASES = [
+    ("backprop", "naive"),
+    ("backprop", "gpipe"),
+    ("dfa", "naive"),
+    ("dgl", "pipelined"),
+    ("dgl", "async"),
+]
 
 
 def draw(ax: Any, timeline: list[dict[str, Any]], title: str) -> None:

@@ -25,7 +25,10 @@ from beyond_backprop.errors import BeyondBackpropError
 MAX_DIMS = 6
 HEADER = 3 + MAX_DIMS
 TENSOR, STOP = 0, 1
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.uint8]
+DTYPES = [
+    torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.uint8,
+    torch.bool,  # travels as uint8 (not every backend sends bool), restored on arrival
+]  # fmt: skip
 
 
 class StageError(BeyondBackpropError):
@@ -51,7 +54,7 @@ class Channel:
         """Queue ``tensor`` for rank ``dst`` (returns at once)."""
         payload = tensor.detach().contiguous()
         self._isend(_header(TENSOR, payload), dst)
-        self._isend(payload, dst)
+        self._isend(payload.to(torch.uint8) if payload.dtype == torch.bool else payload, dst)
 
     def send_stop(self, dst: int) -> None:
         """Tell ``dst`` that nothing more comes from this rank."""
@@ -90,9 +93,11 @@ class Channel:
             return None
         ndim = int(header[2])
         shape = [int(s) for s in header[3 : 3 + ndim]]
-        tensor = torch.empty(shape, dtype=DTYPES[int(header[1])], device=self.device)
+        dtype = DTYPES[int(header[1])]
+        wire = torch.uint8 if dtype == torch.bool else dtype
+        tensor = torch.empty(shape, dtype=wire, device=self.device)
         self._guard(lambda: dist.recv(tensor, src), "receive from", src)
-        return tensor
+        return tensor.to(dtype)
 
     def note_wait(self, started: float, ended: float) -> None:
         """Count ``ended - started`` as time the stage spent waiting for another."""

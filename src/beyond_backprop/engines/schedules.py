@@ -36,24 +36,29 @@ from beyond_backprop.rules.base import Batch, Wiring
 
 def naive(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     """One batch at a time through the whole pipeline (serves every wiring)."""
+    if not stage.runs:
+        return {}
     pairs = stage.forward(batch.x, batch)
     broadcast_from_top = stage.rule.wiring.backward == "output_error"
     inbox: dict[str, torch.Tensor] = {}
-    if not stage.last:
-        source = stage.world_size - 1 if broadcast_from_top else stage.rank + 1
+    if stage.learns and not stage.top:
+        source = stage.top_rank if broadcast_from_top else stage.rank + 1
         inbox = stage.channel.recv_named(source)
     terms, down = stage.backward(pairs, batch, step, epoch, inbox)
     if broadcast_from_top:
-        if stage.last:  # straight to every lower stage: none waits for another's backward
-            for rank in range(stage.world_size - 1):
-                stage.channel.send_named(down, rank)
-    elif not stage.first:
+        if stage.top:  # straight to every lower stage: none waits for another's backward
+            for rank in range(stage.rank):
+                if stage.partition[rank].stop > stage.active.start:
+                    stage.channel.send_named(down, rank)
+    elif stage.below_learns:
         stage.channel.send_named(down, stage.rank - 1)
     return terms
 
 
 def pipelined(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     """Send up and go on: no stage waits for a stage above it (forward-only wirings)."""
+    if not stage.runs:
+        return {}
     pairs = stage.forward(batch.x, batch)
     terms, _ = stage.backward(pairs, batch, step, epoch, {})
     return terms
@@ -61,6 +66,8 @@ def pipelined(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
 
 def gpipe(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     """Micro-batches: all forwards, then all backwards in reverse, one accumulated update."""
+    if not stage.runs:
+        return {}
     n = batch.x.shape[0]
     parts = min(stage.microbatches, n)
     xs, ys = torch.tensor_split(batch.x, parts), torch.tensor_split(batch.y, parts)
@@ -68,13 +75,13 @@ def gpipe(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     saved = [stage.forward(m.x, m) for m in micro]
     terms: Terms = {}
     for m in reversed(range(parts)):
-        inbox = {} if stage.last else stage.channel.recv_named(stage.rank + 1)
+        inbox = stage.channel.recv_named(stage.rank + 1) if stage.learns and not stage.top else {}
         share = micro[m].x.shape[0] / n
         part_terms, down = stage.backward(saved[m], micro[m], step, epoch, inbox, scale=share)
         saved[m] = []  # free this micro-batch's graph as soon as it is done
         for key, value in part_terms.items():
             terms[key] = terms.get(key, 0.0) + share * value
-        if not stage.first:
+        if stage.below_learns:
             stage.channel.send_named(down, stage.rank - 1)
     return terms
 

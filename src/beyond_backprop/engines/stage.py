@@ -20,7 +20,13 @@ Messages = dict[str, torch.Tensor]
 
 @dataclass
 class Stage:
-    """This process's part of the network and its link to the other stages."""
+    """This process's part of the network and its link to the other stages.
+
+    ``active`` (set every step from the rule's ``active_blocks``) decides who takes part: a
+    stage whose blocks are all below the active ones runs them frozen and only passes its
+    output up; a stage above the top active block sits the step out; messages go only between
+    stages that take part (the top one is the stage holding the top active block).
+    """
 
     rank: int
     world_size: int
@@ -29,9 +35,12 @@ class Stage:
     rule: LearningRule
     locals: list[nn.Module | None]
     channel: Channel
+    partition: list[range]
     microbatches: int = 1
     inbox: Any = None
     """The ``async`` schedule's ``ActivationInbox`` (None otherwise)."""
+    active: range = range(0)
+    """The blocks that learn in this step (all stages agree: it is a function of the epoch)."""
 
     @property
     def first(self) -> bool:
@@ -41,26 +50,59 @@ class Stage:
     def last(self) -> bool:
         return self.rank == self.world_size - 1
 
-    def forward(
-        self, x: torch.Tensor | None, batch: Batch
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Receive the input (or take the batch's), run the blocks, send the output up."""
+    @property
+    def runs(self) -> bool:
+        """Whether this stage takes part in the step (it has a block at or below the top)."""
+        return self.blocks.start < self.active.stop
+
+    @property
+    def top(self) -> bool:
+        """Whether this stage holds the top active block (no stage above takes part)."""
+        return self.blocks.stop >= self.active.stop
+
+    @property
+    def top_rank(self) -> int:
+        """The rank of the stage holding the top active block."""
+        return next(r for r, b in enumerate(self.partition) if b.stop >= self.active.stop)
+
+    @property
+    def learns(self) -> bool:
+        """Whether this stage has an active block."""
+        return self.blocks.start < self.active.stop and self.blocks.stop > self.active.start
+
+    @property
+    def below_learns(self) -> bool:
+        """Whether the stage below has an active block (so it expects messages from here)."""
+        return self.rank > 0 and self.partition[self.rank - 1].stop > self.active.start
+
+    def forward(self, x: torch.Tensor | None, batch: Batch) -> Pairs:
+        """Receive the input (or take the batch's), run the frozen blocks without gradients
+        and the active ones for learning, and send the output up if a stage above takes part."""
         if not self.first:
             x = self.channel.recv_required(self.rank - 1)
         assert x is not None
-        modules = list(self.stack.blocks[self.blocks.start : self.blocks.stop])
-        pairs = forward_blocks(modules, self.blocks.start, x, self.rule.wiring.needs_input_grad)
-        if not self.last:
-            self.channel.send(pairs[-1][1], self.rank + 1)
+        start, stop = self.blocks.start, min(self.blocks.stop, self.active.stop)
+        learn_from = min(max(start, self.active.start), stop)
+        if learn_from > start:
+            frozen = self.stack.blocks[start:learn_from]
+            frozen.eval()  # frozen blocks: no gradients, and BatchNorm statistics stay put
+            with torch.no_grad():
+                x = self.stack.forward_range(x, start, learn_from)
+            frozen.train(self.stack.training)
+        modules = list(self.stack.blocks[learn_from:stop])
+        pairs = forward_blocks(modules, learn_from, x, self.rule.wiring.needs_input_grad)
+        if not self.top:
+            self.channel.send(pairs[-1][1] if pairs else x, self.rank + 1)
         return pairs
 
     def backward(
         self, pairs: Pairs, batch: Batch, step: int, epoch: int, inbox: Messages, scale: float = 1.0
     ) -> tuple[Terms, Messages]:
-        """The blocks' objectives; returns the terms and the messages for the stage below."""
-        first, total = self.blocks.start, len(self.stack)
+        """The active blocks' objectives; returns the terms and the messages for the stage
+        below (empty when it has no active block)."""
+        first = max(self.blocks.start, self.active.start)
         result = backward_blocks(
-            self.rule, self.locals, pairs, first, total, batch, step, epoch, inbox, scale
+            self.rule, self.locals, pairs, first, len(self.stack), batch, step, epoch, inbox, scale
         )
         down = dict(result.outbox)
         if result.grad_below is not None:

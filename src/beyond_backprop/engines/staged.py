@@ -69,7 +69,7 @@ class StageEngine(LocalEngine):
         self.owned = self.partition[self.rank]
         self.stage = Stage(
             self.rank, self.world_size, self.owned, experiment.stack, experiment.rule,
-            experiment.locals, Channel(self.rank), config.microbatches,
+            experiment.locals, Channel(self.rank), self.partition, config.microbatches,
         )  # fmt: skip
         self.step_function = SCHEDULES[config.schedule][0]
         if config.schedule == "async" and self.rank > 0:
@@ -86,19 +86,19 @@ class StageEngine(LocalEngine):
     def train_step(self, batch: Batch, epoch: int) -> dict[tuple[int, str], float]:
         """This stage's part of one step, as its schedule says."""
         started = time.perf_counter()
-        if list(self.exp.rule.active_blocks(epoch, self.num_blocks)) != list(
-            range(self.num_blocks)
-        ):
-            raise WiringError(
-                "the StageEngine trains every block at once; rules that train blocks one "
-                "after another (active_blocks) run on the LocalEngine"
-            )
+        active = list(self.exp.rule.active_blocks(epoch, self.num_blocks))
+        self.stage.active = range(active[0], active[-1] + 1)
+        if list(self.stage.active) != active:
+            raise WiringError(f"active blocks must be contiguous, got {active}")
+        if self.stage.inbox is not None and len(active) != self.num_blocks:
+            raise WiringError("the async schedule needs every block active")
+        learning = [k for k in self.owned if k in self.stage.active]
         self._prepare_optimizers(
             self.owned, lr_at(self.step, self.total_steps, self.exp.config.optim)
         )
         batch = self.exp.rule.transform_batch(batch, self.step)  # every rank: RNG in step
         terms = self.step_function(self.stage, batch, self.step, epoch)
-        self._step_optimizers(self.owned)
+        self._step_optimizers(learning)
         ended = time.perf_counter()
         self.train_seconds += ended - started
         if self.steps_traced is not None:
