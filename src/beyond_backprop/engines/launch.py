@@ -97,6 +97,10 @@ def run_staged(
     dist.all_gather_object(timings, timing)
     summary["stage_timings"] = timings
     summary["peak_rss_mb"] = max(t["peak_rss_mb"] for t in timings)  # type: ignore[index]
+    # the pipeline trains as long as its slowest stage: report that, not rank 0's own time
+    slowest = max(float(t["train_seconds"]) for t in timings)  # type: ignore[index]
+    samples = engine.step * config.data.batch_size
+    summary.update(train_seconds=slowest, samples_per_second=samples / slowest if slowest else 0.0)
     summary["run_dir"] = str(run_dir)
     if rank == 0:
         atomic_write_json(run_dir / SUMMARY_FILE, summary)
