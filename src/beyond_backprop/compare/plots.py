@@ -27,6 +27,13 @@ def eval_curve(run_dir: Path) -> list[tuple[float, float]]:
     ]
 
 
+def _axes() -> tuple[Any, Any]:
+    """A figure whose lines cycle through 20 colours (a suite has more than 10 runs)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    return fig, ax
+
+
 def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
     """Write the three PNGs; returns their paths."""
     done = [row for row in table if row["accuracy"] is not None]
@@ -35,7 +42,7 @@ def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
         out / "accuracy_vs_time.png",
         out / "per_block_accuracy.png",
     ]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _axes()
     for row in done:
         curve = eval_curve(Path(row["run_dir"]))
         if curve:
@@ -45,7 +52,7 @@ def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _axes()
     for row in done:
         if row["wall_seconds"] is not None:
             ax.scatter(row["wall_seconds"], row["accuracy"])
@@ -54,7 +61,7 @@ def plot_comparison(table: list[dict[str, Any]], out: Path) -> list[Path]:
     fig.tight_layout()
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _axes()
     for row in done:
         blocks = row.get("per_block_accuracy") or {}
         if blocks:

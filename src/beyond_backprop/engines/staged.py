@@ -138,7 +138,11 @@ class StageEngine(LocalEngine):
         """Gather every stage's parameters on rank 0, which evaluates the whole network."""
         self.stage.channel.flush()
         self.gather_parameters()
-        return super().evaluate(epoch) if self.rank == 0 else {}
+        metrics = super().evaluate(epoch) if self.rank == 0 else {}
+        # every stage resumes training together, so no stage's wait for rank 0's
+        # evaluation is counted as its training time
+        dist.barrier()
+        return metrics
 
     def gather_parameters(self) -> None:
         """Copy every stage's block and local-module tensors into rank 0's stack."""
