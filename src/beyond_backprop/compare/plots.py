@@ -30,7 +30,7 @@ def eval_curve(run_dir: Path) -> list[tuple[float, float]]:
 def _axes() -> tuple[Any, Any]:
     """A figure whose lines cycle through 20 colours (a suite has more than 10 runs)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
     return fig, ax
 
 
