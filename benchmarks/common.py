@@ -28,7 +28,8 @@ def environment() -> dict[str, Any]:
 
 
 def write_result(bench: str, machine: str, result: dict[str, Any]) -> Path:
-    """Write ``result`` to ``results/<date>_<machine>_torch<ver>_<bench>.json`` and return it."""
+    """Write ``result`` to ``results/<date>_<machine>_torch<ver>_<bench>.json`` and return it
+    (a later run of the same benchmark on the same day replaces it: rename a file to keep it)."""
     version = torch.__version__.split("+")[0]
     name = f"{datetime.date.today():%Y%m%d}_{machine}_torch{version}_{bench}.json"
     path = RESULTS / name
