@@ -1,13 +1,13 @@
-"""The user cache directory, atomic file writes and sha256 digests."""
+"""The user cache directory, cache writes and sha256 digests."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from beyond_backprop.errors import DataError
+from beyond_backprop.tracking.atomic import atomic_write_bytes
 
 CACHE_ENV = "BBP_CACHE_DIR"
 """Environment variable that overrides the cache directory."""
@@ -24,39 +24,9 @@ def cache_dir() -> Path:
     return base / "beyond-backprop"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one:
-    a temporary file beside the target, fsync, ``os.replace``, then fsync of the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def write_cache_file(path: Path, data: bytes) -> None:
-    """``atomic_write_bytes`` with a ``DataError`` that says how to fix an unwritable cache."""
+    """An atomic write (``tracking.atomic``) with a ``DataError`` that says how to fix an
+    unwritable cache."""
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
