@@ -17,7 +17,7 @@ from beyond_backprop.engines.async_sim import AsyncSimulator
 from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import build_optimizer, lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
-from beyond_backprop.engines.step import train_blocks
+from beyond_backprop.engines.step import frozen_forward, train_blocks
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch
 from beyond_backprop.tracking.rng import capture_rng_state, restore_rng_state
@@ -134,15 +134,7 @@ class LocalEngine:
         self._prepare_optimizers(active, lr)
         batch = exp.rule.transform_batch(batch, self.step)
         self._diagnose(batch, epoch)
-        x = batch.x
-        if first > 0:
-            # blocks below the active ones are frozen: no gradients, and eval mode so that
-            # their BatchNorm statistics do not move either
-            frozen = exp.stack.blocks[:first]
-            frozen.eval()
-            with torch.no_grad():
-                x = exp.stack.forward_range(x, 0, first)
-            frozen.train(exp.stack.training)
+        x = frozen_forward(exp.stack, batch.x, 0, first)  # the blocks below the active ones
         blocks = list(exp.stack.blocks[first : last + 1])
         result = train_blocks(
             exp.rule, exp.locals, blocks, first, x, self.num_blocks, batch, self.step, epoch

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from beyond_backprop.engines.messages import Channel
-from beyond_backprop.engines.step import backward_blocks, forward_blocks
+from beyond_backprop.engines.step import backward_blocks, forward_blocks, frozen_forward
 from beyond_backprop.models import BlockStack
 from beyond_backprop.rules.base import Batch, LearningRule
 
@@ -83,12 +83,7 @@ class Stage:
         assert x is not None
         start, stop = self.blocks.start, min(self.blocks.stop, self.active.stop)
         learn_from = min(max(start, self.active.start), stop)
-        if learn_from > start:
-            frozen = self.stack.blocks[start:learn_from]
-            frozen.eval()  # frozen blocks: no gradients, and BatchNorm statistics stay put
-            with torch.no_grad():
-                x = self.stack.forward_range(x, start, learn_from)
-            frozen.train(self.stack.training)
+        x = frozen_forward(self.stack, x, start, learn_from)
         modules = list(self.stack.blocks[learn_from:stop])
         pairs = forward_blocks(modules, learn_from, x, self.rule.wiring.needs_input_grad)
         if not self.top:

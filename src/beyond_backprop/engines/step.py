@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from beyond_backprop.errors import NonFiniteLossError
+from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Batch, BlockContext, LearningRule, LocalLoss, Objective
 
 
@@ -30,6 +31,19 @@ class StepResult:
     """dL/d(input of the lowest block), for the block below the range (None when not needed)."""
     outbox: dict[str, Tensor]
     """Broadcast messages for the blocks below the range."""
+
+
+def frozen_forward(stack: BlockStack, x: Tensor, start: int, stop: int) -> Tensor:
+    """Run blocks ``start`` .. ``stop - 1`` frozen: no gradients, and in eval mode so that
+    their BatchNorm statistics do not move either (the training mode is restored after)."""
+    if stop <= start:
+        return x
+    frozen = stack.blocks[start:stop]
+    frozen.eval()
+    with torch.no_grad():
+        x = stack.forward_range(x, start, stop)
+    frozen.train(stack.training)
+    return x
 
 
 def forward_blocks(
