@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from beyond_backprop.cli.app import main
+from beyond_backprop.compare.execute import failure_reason
 from beyond_backprop.compare.suite import load_suite
 from beyond_backprop.errors import ConfigError
 
@@ -42,6 +43,8 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     table = json.loads((out / "compare.json").read_text())
     assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
     one, staged, broken = table
+    log = out / "logs" / "backprop-2stage-naive.log"
+    assert staged["error"] is None, log.read_text()[-3000:]
     assert one["accuracy"] == staged["accuracy"]  # naive staged backprop is the same training
     assert one["gap_to_backprop"] == 0 and one["speedup_vs_backprop"] == 1
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]
@@ -79,3 +82,19 @@ def test_suite_problems_are_reported_together(tmp_path: Path) -> None:
 )
 def test_shipped_suites_load(suite: Path, tmp_path: Path) -> None:
     assert load_suite(suite, tmp_path).variants
+
+
+def test_a_failed_run_is_summarised_by_its_cause_not_torchruns_summary(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text(
+        "launching 2 stages: python -m torch.distributed.run ...\n"
+        "[rank1]: Traceback (most recent call last):\n"
+        "[rank1]: RuntimeError: Connection closed by peer [127.0.0.1]:4242\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "  error_file: <N/A>\n"
+    )
+    assert failure_reason(log, 1) == (
+        "exit 1: [rank1]: RuntimeError: Connection closed by peer [127.0.0.1]:4242"
+    )
+    log.write_text("[rank 0] error: engine.stages is 3 but the stack has 2 blocks\n")
+    assert failure_reason(log, 2).endswith("error: engine.stages is 3 but the stack has 2 blocks")

@@ -52,7 +52,10 @@ def torchrun_command(
     if stop_after is not None:
         worker += ["--stop-after", str(stop_after)]
     if nnodes == 1 and rdzv_endpoint is None:
-        rendezvous = ["--standalone"]
+        # Loopback, not the host's name: where that name resolves to an address the sandbox
+        # cannot reach, ``--standalone`` workers fail to join the agent's store.
+        rendezvous = ["--nnodes=1", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0",
+                      f"--rdzv-id={rdzv_id}", "--local-addr=127.0.0.1"]  # fmt: skip
     else:
         if rdzv_endpoint is None:
             raise ConfigError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -73,7 +74,7 @@ def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
     wall = time.perf_counter() - started
     run_dir = find_completed_run(variant)
     if code != 0 or run_dir is None:
-        return Outcome(variant, None, {}, wall, error=_last_error(log_file, code))
+        return Outcome(variant, None, {}, wall, error=failure_reason(log_file, code))
     atomic_write_text(run_dir / WALL_FILE, json.dumps({"wall_seconds": wall}))
     summary = json.loads((run_dir / "summary.json").read_text())
     return Outcome(variant, run_dir, summary, wall)
@@ -101,10 +102,20 @@ def _stored_wall(run_dir: Path) -> float | None:
     return float(json.loads(path.read_text())["wall_seconds"]) if path.is_file() else None
 
 
-def _last_error(log_file: Path, code: int) -> str:
+def failure_reason(log_file: Path, code: int) -> str:
+    """The line that says why a run failed: our own ``error:`` line, else a worker's
+    exception (not torchrun's summary around it), else the last line mentioning an error."""
     lines = [
         line.strip() for line in log_file.read_text(errors="replace").splitlines() if line.strip()
     ]
-    errors = [line for line in lines if "error" in line.lower()]
-    last = (errors or lines or ["no output"])[-1]
+    ours = [line for line in lines if re.search(r"(^|\] )error: ", line)]
+    raised = [
+        line for line in lines
+        if _EXCEPTION.search(line) and "ChildFailedError" not in line
+    ]  # fmt: skip
+    mentions = [line for line in lines if "error" in line.lower()]
+    last = (ours or raised or mentions or lines or ["no output"])[-1]
     return f"exit {code}: {last[:200]}"
+
+
+_EXCEPTION = re.compile(r"(^|\]: ?)\w+(Error|Exception|Interrupt): ")
