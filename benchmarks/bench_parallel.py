@@ -4,8 +4,9 @@ For each rule: the 1-process LocalEngine with 1 thread and with K threads, and t
 with K stages of one thread each, on a stack of K equal-cost blocks (Linear 1024x1024 + ReLU,
 the classifier joined to the last stage). The schedule follows the rule's wiring: ``gpipe``
 for gradient wirings (pipeline-parallel backprop), ``pipelined`` for forward-only wirings,
-``naive`` otherwise. Every case runs in freshly spawned processes (gloo on loopback), times
-the steps after a warm-up, and reports each stage's busy and idle (waiting) share.
+``decoupled`` for delayed-gradient wirings (DNI; also ``naive``, the update-locked schedule,
+beside it), ``naive`` otherwise. Every case runs in freshly spawned processes (gloo on
+loopback), times the steps after a warm-up, and reports each stage's busy and idle (waiting) share.
 
     python -m benchmarks.bench_parallel --stages 2 --rules backprop dgl [--steps 60]
 """
@@ -38,7 +39,8 @@ WIDTH = 1024
 
 def schedule_for(rule: str) -> str:
     backward = RULES.get(rule).wiring.backward
-    return {"gradient": "gpipe", "none": "pipelined"}.get(backward, "naive")
+    schedules = {"gradient": "gpipe", "none": "pipelined", "delayed_gradient": "decoupled"}
+    return schedules.get(backward, "naive")
 
 
 def make_config(
@@ -149,6 +151,8 @@ def main() -> None:
             runs = [("local", 1, None), ("local", k, None), ("staged", 1, schedule_for(rule))]
             if RULES.get(rule).wiring.stale_ok:
                 runs.append(("staged", 1, "async"))
+            if schedule_for(rule) == "decoupled":
+                runs.append(("staged", 1, "naive"))
             for engine, threads, schedule in runs:
                 case = {**common, "engine": engine, "threads": threads, "schedule": schedule}
                 figures = measure(case)

@@ -216,3 +216,103 @@ def test_every_rule_trains_bitwise_the_same_on_two_stages(rule: str, tmp_path: P
         return
     assert_states(staged["stack"], local["stack"], exact=True)
     assert_states(staged["locals"], local["locals"], exact=True)
+
+
+def dni_config(schedule: str, **train: Any) -> ExperimentConfig:
+    from beyond_backprop.config import load_config
+
+    preset = Path(__file__).parents[2] / "configs" / "smoke" / "dni.yaml"
+    return load_config(preset, [
+        "engine.name=staged", "engine.stages=2", f"engine.schedule={schedule}",
+        "engine.threads=1", "engine.stop_check_every=1", "train.diagnostics_every=null",
+        *(f"train.{key}={value}" for key, value in train.items()),
+    ])  # fmt: skip
+
+
+def _update_before_feedback(rank: int, cfg: ExperimentConfig, flag: str) -> dict[str, Any]:
+    """Rank 1 sends nothing back until rank 0 has updated (or 3 s have passed); rank 0
+    reports whether its first update came before any message from rank 1."""
+    import time
+
+    engine = StageEngine(experiment_for(cfg, False), [1])
+    channel, report = engine.stage.channel, {"received_before_update": None, "waited": None}
+    if rank == 0:
+        received = [0]
+        recv_named, step_optimizers = channel.recv_named, engine._step_optimizers
+
+        def counting_recv(src):  # type: ignore[no-untyped-def]
+            received[0] += 1
+            return recv_named(src)
+
+        def stepping(blocks):  # type: ignore[no-untyped-def]
+            step_optimizers(blocks)
+            if report["received_before_update"] is None:
+                report["received_before_update"] = received[0]
+                Path(flag).touch()
+
+        channel.recv_named = counting_recv  # type: ignore[method-assign]
+        engine._step_optimizers = stepping  # type: ignore[method-assign]
+    else:
+        send_named = channel.send_named
+
+        def held_send(messages, dst):  # type: ignore[no-untyped-def]
+            if report["waited"] is None:
+                deadline = time.monotonic() + 3
+                while not Path(flag).exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                report["waited"] = Path(flag).exists()
+            send_named(messages, dst)
+
+        channel.send_named = held_send  # type: ignore[method-assign]
+    engine.train()
+    return report
+
+
+@pytest.mark.parametrize("schedule", ["decoupled", "naive"])
+def test_decoupled_dni_updates_before_the_stage_above_sends_anything_back(
+    schedule: str, tmp_path: Path
+) -> None:
+    outcomes = spawn(tmp_path, _update_before_feedback, dni_config(schedule, max_steps=3),
+                     str(tmp_path / "flag"))  # fmt: skip
+    ok(outcomes)
+    rank0, rank1 = (outcome["result"] for outcome in outcomes)
+    if schedule == "decoupled":
+        assert rank0["received_before_update"] == 0 and rank1["waited"]
+    else:  # the update-locked schedule cannot update before the gradient from above comes
+        assert rank0["received_before_update"] == 1 and not rank1["waited"]
+
+
+def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str, Any]:
+    import torch.distributed as dist
+
+    from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
+    from beyond_backprop.tracking.recorder import RunRecorder, rank_state_file
+
+    first = StageEngine(experiment_for(cfg, False), [1])
+    first.recorder = RunRecorder(Path(run_dir), 2, rank=rank, barrier=dist.barrier)
+    first.should_stop = lambda: first.step >= 5
+    first.train()
+    loaded = load_latest_checkpoint(Path(run_dir), file_name=rank_state_file(rank))
+    assert loaded is not None
+    second = StageEngine(experiment_for(cfg, False), [1])
+    second.load_state_dict(loaded[1])
+    pending = second.stage.late is not None
+    second.train()
+    second.gather_parameters()
+    return {"pending": pending, "stack": second.exp.stack.state_dict() if rank == 0 else None,
+            "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip
+
+
+def test_decoupled_dni_resumes_bitwise_with_its_pending_late_update(tmp_path: Path) -> None:
+    cfg = dni_config("decoupled", max_steps=10)
+    (tmp_path / "run").mkdir()
+    outcomes = spawn(tmp_path, _stop_at_5_and_resume, cfg, str(tmp_path / "run"))
+    resumed = ok(outcomes)
+    assert resumed["pending"] and not outcomes[1]["result"]["pending"]  # only stage 0 waits
+    (tmp_path / "whole").mkdir()
+    whole = ok(spawn(tmp_path / "whole", train_staged, cfg, False, [1]))
+    assert_states(resumed["stack"], whole["stack"], exact=True)
+    assert_states(resumed["locals"], whole["locals"], exact=True)
+    local = train_local(cfg, False)  # the late synthesizer update is a different algorithm
+    assert not torch.equal(local["locals"]["0.gradient.net.0.weight"],
+                           whole["locals"]["0.gradient.net.0.weight"])  # fmt: skip

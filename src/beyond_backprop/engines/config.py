@@ -24,10 +24,12 @@ class EngineConfig:
     """The replay buffers: local ``async_sim`` mode and the staged ``async`` schedule."""
     stages: int = 2
     """Staged: the number of stages (one process each); must equal the launched processes."""
-    schedule: Literal["naive", "pipelined", "gpipe", "async"] = "naive"
+    schedule: Literal["naive", "pipelined", "gpipe", "async", "decoupled"] = "naive"
     """Staged: ``naive`` (one batch in flight), ``pipelined`` (forward-only wirings: stage k
     on batch t while stage k+1 is on t-1), ``gpipe`` (micro-batched back-propagation),
-    ``async`` (``stale_ok`` rules: stages at their own pace, replay buffers per ``replay``)."""
+    ``async`` (``stale_ok`` rules: stages at their own pace, replay buffers per ``replay``),
+    ``decoupled`` (``delayed_gradient`` rules, DNI: update now, learn from the real gradient
+    one step later)."""
     microbatches: int = 4
     """Staged, ``gpipe``: micro-batches per batch."""
     boundaries: tuple[int, ...] | None = None

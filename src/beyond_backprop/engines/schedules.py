@@ -19,6 +19,14 @@ LocalEngine) and differs only in which messages it waits for:
   micro-batch's loss is weighted by its share of the batch, so the gradients equal one-process
   back-propagation of the batch's mean loss (up to float summation order).
 
+- ``decoupled``: for ``delayed_gradient`` wirings (DNI): a stage's top block learns at once
+  from the rule's estimate of its output gradient (the synthetic gradient) and the stage
+  sends what its lowest block back-propagated down, without waiting; the true target of
+  step t comes from the stage above while this stage runs step t+1, and the rule learns from
+  it then (``late_terms``: DNI's synthesizer regression), in the same optimizer step as step
+  t+1's update. So no stage ever waits for a backward pass above it (update unlocking); the
+  synthesizer learns one step late, from its parameters at that time.
+
 For ``output_error`` wirings (DFA) the top stage sends its broadcast straight to every lower
 stage, which then updates without waiting for any backward pass in between.
 """
@@ -31,6 +39,7 @@ import torch
 
 from beyond_backprop.engines.async_stage import asynchronous
 from beyond_backprop.engines.stage import Stage, Terms
+from beyond_backprop.engines.step import Late
 from beyond_backprop.rules.base import Batch, Wiring
 
 
@@ -64,6 +73,20 @@ def pipelined(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     return terms
 
 
+def decoupled(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
+    """Update now from the rule's own gradient estimate; learn from the real one next step."""
+    if not stage.runs:
+        return {}
+    pairs = stage.forward(batch.x, batch)
+    terms, down = stage.backward(pairs, batch, step, epoch, {})
+    if stage.below_learns:
+        stage.channel.send_named(down, stage.rank - 1)
+    terms.update(stage.learn_late())  # step t-1's target, sent while this stage ran step t
+    if stage.learns and not stage.top:
+        stage.late = Late.of(stage.blocks.stop - 1, pairs[-1], batch, step, epoch)
+    return terms
+
+
 def gpipe(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     """Micro-batches: all forwards, then all backwards in reverse, one accumulated update."""
     if not stage.runs:
@@ -92,6 +115,11 @@ SCHEDULES: dict[str, tuple[StepFunction, Callable[[Wiring], bool], str]] = {
     "pipelined": (pipelined, lambda w: w.backward == "none", "wirings with backward 'none'"),
     "gpipe": (gpipe, lambda w: w.backward == "gradient", "wirings with backward 'gradient'"),
     "async": (asynchronous, lambda w: w.stale_ok, "wirings with stale_ok"),
+    "decoupled": (
+        decoupled,
+        lambda w: w.backward == "delayed_gradient",
+        "wirings with backward 'delayed_gradient'",
+    ),
 }
 
 

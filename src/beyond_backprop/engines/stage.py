@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from beyond_backprop.engines.messages import Channel
-from beyond_backprop.engines.step import backward_blocks, forward_blocks, frozen_forward
+from beyond_backprop.engines.step import (
+    Late,
+    backward_blocks,
+    forward_blocks,
+    frozen_forward,
+    learn_late,
+)
 from beyond_backprop.models import BlockStack
 from beyond_backprop.rules.base import Batch, LearningRule
 
@@ -41,6 +47,8 @@ class Stage:
     """The ``async`` schedule's ``ActivationInbox`` (None otherwise)."""
     active: range = range(0)
     """The blocks that learn in this step (all stages agree: it is a function of the epoch)."""
+    late: Late | None = None
+    """The ``decoupled`` schedule's update whose gradient from above is still to come."""
 
     @property
     def first(self) -> bool:
@@ -103,3 +111,17 @@ class Stage:
         if result.grad_below is not None:
             down["grad"] = result.grad_below
         return result.terms, down
+
+    def await_late(self) -> None:
+        """Receive the gradient the pending late update waits for (the stage above sent it
+        after its step; keep it, to learn from at the next step)."""
+        if self.late is not None and self.late.grad is None:
+            self.late.grad = self.channel.recv_named(self.rank + 1)["grad"]
+
+    def learn_late(self) -> Terms:
+        """The rule's late terms for the pending update, once its gradient is here."""
+        if self.late is None:
+            return {}
+        self.await_late()
+        late, self.late = self.late, None
+        return learn_late(self.rule, self.locals, late, len(self.stack))

@@ -26,6 +26,7 @@ from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
 from beyond_backprop.engines.schedules import SCHEDULES, check_schedule
 from beyond_backprop.engines.stage import Stage
+from beyond_backprop.engines.step import Late
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules import RULES
@@ -119,6 +120,8 @@ class StageEngine(LocalEngine):
         activations come and wait for this stage's receiver to finish; flush every send."""
         if self.exp.config.engine.schedule == "async" and self.rank < self.world_size - 1:
             self.stage.channel.send_stop(self.rank + 1)
+        self.stage.await_late()  # the last step's target: training is over, nothing learns it
+        self.stage.late = None
         self.stage.channel.flush()
         if self.stage.inbox is not None:
             self.stage.inbox.thread.join()
@@ -136,6 +139,7 @@ class StageEngine(LocalEngine):
 
     def evaluate(self, epoch: int) -> dict[str, float]:
         """Gather every stage's parameters on rank 0, which evaluates the whole network."""
+        self.stage.await_late()  # it is in the channel before any parameter sent for this
         self.stage.channel.flush()
         self.gather_parameters()
         metrics = super().evaluate(epoch) if self.rank == 0 else {}
@@ -166,8 +170,20 @@ class StageEngine(LocalEngine):
 
     def checkpoint(self) -> None:
         """Every rank writes its file, then rank 0 commits the checkpoint (see recorder)."""
+        self.stage.await_late()  # a pending late update is saved with the gradient it needs
         self.stage.channel.flush()
         super().checkpoint()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The LocalEngine's state plus the ``decoupled`` schedule's pending late update."""
+        late = self.stage.late
+        return {**super().state_dict(), "late": late.state_dict() if late else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from ``state_dict``."""
+        super().load_state_dict(state)
+        late = state.get("late")
+        self.stage.late = Late(**late) if late else None
 
     def summary(self) -> dict[str, Any]:
         """The LocalEngine's summary plus the stage layout."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -101,6 +102,48 @@ def backward_blocks(
         broadcast.update({key: v.detach() for key, v in objective.outbox.items()})
         grad_from_above = x_in.grad if x_in.requires_grad else None
     return StepResult(terms, grad_from_above, broadcast)
+
+
+@dataclass
+class Late:
+    """A block whose update did not wait for dL/dh_out (``delayed_gradient`` wirings): what
+    the rule's ``late_terms`` needs once that gradient arrives. Plain tensors, so a
+    checkpoint can hold it."""
+
+    block: int
+    step: int
+    epoch: int
+    x_in: Tensor
+    h_out: Tensor
+    x: Tensor
+    y: Tensor
+    grad: Tensor | None = None
+    """dL/dh_out once it has arrived."""
+
+    @classmethod
+    def of(cls, block: int, pair: tuple[Tensor, Tensor], batch: Batch, step: int, epoch: int
+           ) -> Late:  # fmt: skip
+        x_in, h_out = pair
+        return cls(block, step, epoch, x_in.detach(), h_out.detach(), batch.x, batch.y)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def learn_late(
+    rule: LearningRule, locals_: Sequence[nn.Module | None], late: Late, num_blocks: int
+) -> dict[tuple[int, str], float]:
+    """Back-propagate the rule's ``late_terms`` for ``late`` (its gradient has arrived)."""
+    assert late.grad is not None
+    k = late.block
+    batch = Batch(late.x, late.y)
+    ctx = BlockContext(k, num_blocks, late.x_in, late.h_out, batch, locals_[k],
+                       {"grad": late.grad}, late.step, late.epoch)  # fmt: skip
+    terms = rule.late_terms(k, ctx)
+    values = _checked_values(terms, k, late.step)
+    if terms:
+        torch.stack(list(terms.values())).sum().backward()
+    return values
 
 
 def train_blocks(

@@ -8,8 +8,9 @@ applies the updates. The contract is meant to express every rule of DESIGN.md:
   returns ``OutputGradient(ctx.inbox["grad"])``, the gradient the block above sent down.
 - ``greedy``, ``dgl``, ``local_parallel``, ``gim``, ``simclr`` per block: ``LocalLoss`` of an
   auxiliary module on the block's output (``ctx.local``); the input is detached.
-- ``dni``: ``OutputGradient(M(h))`` plus a ``terms`` entry regressing ``M`` onto
-  ``ctx.inbox["grad"]``.
+- ``dni``: ``OutputGradient(M(h))`` at once; ``M`` learns from ``ctx.inbox["grad"]``, as a
+  ``terms`` entry when the gradient is already there (one process), else in ``late_terms``
+  when it arrives (the StageEngine's ``decoupled`` schedule).
 - ``dfa``: the top block puts the output error into ``outbox``; every lower block returns
   ``OutputGradient`` built from ``ctx.inbox["output_error"]``.
 """
@@ -166,6 +167,15 @@ class LearningRule:
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """What block ``k`` learns from in this step: the one place where rules differ."""
         raise NotImplementedError
+
+    def late_terms(self, k: int, ctx: BlockContext) -> dict[str, Tensor]:
+        """``delayed_gradient`` wirings: the terms that learn from dL/dh_out once it arrives
+        after block ``k`` has already updated (an engine that does not wait gives
+        ``block_objective`` an inbox without ``"grad"``, then calls this with it). ``ctx`` is
+        the step's saved context: ``x_in`` and ``h_out`` detached, ``inbox["grad"]`` the
+        gradient that came. The terms are back-propagated into the rule's modules only.
+        Default: none."""
+        return {}
 
     def diagnostics(
         self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int

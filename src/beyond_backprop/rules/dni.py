@@ -162,7 +162,8 @@ class DNI(LearningRule):
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """Top block: the task loss. Every other block: the synthetic gradient M_k(h_k) / B,
-        with M_k's regression onto the gradient sent down by block k+1 as a term."""
+        with M_k's regression onto the gradient sent down by block k+1 as a term when that
+        gradient is already in the inbox (otherwise ``late_terms`` learns from it later)."""
         local = ctx.local
         assert local is None or isinstance(local, DNILocal)
         terms: dict[str, Tensor] = {}
@@ -173,17 +174,38 @@ class DNI(LearningRule):
             terms["loss"] = self.task_loss(ctx.h_out, ctx.batch.y)
             return LocalLoss(terms)
         assert local is not None and local.gradient is not None
-        synth = local.gradient
-        batch_size = ctx.h_out.shape[0]
         # h is detached for the synthesizer: its regression trains M_k only, never block k
         # (nor, through block k's input, the block below)
-        predicted = synth(ctx.h_out.detach(), self.label(ctx.batch.y, synth))
-        if self.config.learn_synthesizers:
-            # the target is a message (a .grad from block k+1's backward): no graph behind it
-            target = ctx.inbox["grad"] * batch_size
-            terms["synth"] = self.synth_loss(predicted, target)
+        predicted = local.gradient(ctx.h_out.detach(), self.label(ctx.batch.y, local.gradient))
+        if "grad" in ctx.inbox:
+            terms.update(self.regression(predicted, ctx))
         # detached: the injected gradient trains block k only, never the synthesizer
-        return OutputGradient(grad=predicted.detach() / batch_size, terms=terms)
+        return OutputGradient(grad=predicted.detach() / ctx.h_out.shape[0], terms=terms)
+
+    def late_terms(self, k: int, ctx: BlockContext) -> dict[str, Tensor]:
+        """M_k's regression on the step's (h_k, label) pair, once its target has arrived.
+
+        M_k is applied again to the saved h_k with its current parameters (it has learned
+        from earlier targets since), in training mode as at the step, but BatchNorm's running
+        statistics are left as they were: they moved once, when the step ran."""
+        local = ctx.local
+        if ctx.is_last or not isinstance(local, DNILocal) or local.gradient is None:
+            return {}
+        synth = local.gradient
+        # fresh copies of the buffers take the running-statistics update, not the module's
+        buffers = {name: b.clone() for name, b in synth.named_buffers()}
+        label = self.label(ctx.batch.y, synth)
+        predicted = torch.func.functional_call(synth, buffers, (ctx.h_out, label))
+        return self.regression(predicted, ctx)
+
+    def regression(self, predicted: Tensor, ctx: BlockContext) -> dict[str, Tensor]:
+        """The ``synth`` term: M_k's prediction against the per-example gradient that block
+        k+1 sent down (none when the synthesizers do not learn)."""
+        if not self.config.learn_synthesizers:
+            return {}
+        # the target is a message (a .grad from block k+1's backward): no graph behind it
+        target = ctx.inbox["grad"] * ctx.h_out.shape[0]
+        return {"synth": self.synth_loss(predicted, target)}
 
     def diagnostics(
         self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int

@@ -17,7 +17,7 @@ from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.models.synthesizers import DNILocal, GradientSynthesizer
-from beyond_backprop.rules.base import Batch
+from beyond_backprop.rules.base import Batch, BlockContext, OutputGradient
 from tests.helpers import tiny_config
 
 
@@ -335,3 +335,44 @@ def test_synth_reduction_mean_is_sum_over_the_feature_count() -> None:
         result = backward_blocks(experiment.rule, experiment.locals, pairs, 0, 3, Batch(x, y), 0, 0)
         values[reduction] = result.terms[(0, "synth")]
     assert values["mean"] == pytest.approx(values["sum"] / 8, rel=1e-6)
+
+
+def test_late_regression_equals_the_in_step_one_and_leaves_batchnorm_statistics() -> None:
+    """The decoupled schedule's split: without "grad" in its inbox a block still gets M(h)/B
+    but no regression term; ``late_terms`` with the gradient that came later gives the same
+    regression (same parameters) with the same gradient into M, and does not move
+    BatchNorm's running statistics a second time."""
+    torch.set_num_threads(1)
+    experiment = build_experiment(
+        tiny_config(model={"arch": "mlp", "hidden": [8, 8]}, rule={"name": "cdni"})
+    )
+    random_last_layers(experiment)
+    stack, locals_, rule = experiment.stack, experiment.locals, experiment.rule
+    x, y = experiment.data.train.x[:16], experiment.data.train.y[:16]
+    batch = Batch(x, y)
+    pairs = forward_blocks(list(stack.blocks), 0, x, needs_input_grad=True)
+    in_step = backward_blocks(rule, locals_, pairs, 0, 3, batch, 0, 0)
+    synth = locals_[0].gradient if isinstance(locals_[0], DNILocal) else None
+    assert synth is not None
+    expected_grads = [p.grad.clone() for p in synth.parameters() if p.grad is not None]
+    stats = [b.clone() for b in synth.buffers()]
+    grad_into_h0 = pairs[1][0].grad
+    assert grad_into_h0 is not None
+
+    synth.zero_grad(set_to_none=True)
+    x_in, h_out = pairs[0]
+    unlocked = BlockContext(0, 3, x_in, h_out, batch, locals_[0], {}, 0, 0)
+    objective = rule.block_objective(0, unlocked)
+    assert "synth" not in objective.terms and isinstance(objective, OutputGradient)
+    late = BlockContext(0, 3, x_in.detach(), h_out.detach(), batch, locals_[0],
+                        {"grad": grad_into_h0}, 0, 0)  # fmt: skip
+    synth.zero_grad(set_to_none=True)
+    moved = [b.clone() for b in synth.buffers()]
+    (term,) = rule.late_terms(0, late).values()
+    assert term.item() == pytest.approx(in_step.terms[(0, "synth")], rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(moved, synth.buffers(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(stats, moved, strict=True)) or not stats
+    term.backward()
+    got = [p.grad for p in synth.parameters() if p.grad is not None]
+    for g, e in zip(got, expected_grads, strict=True):
+        torch.testing.assert_close(g, e)
