@@ -26,6 +26,8 @@ CASES = [
     ("dfa", "naive"),
     ("dgl", "pipelined"),
     ("dgl", "async"),
+    ("dni", "naive"),
+    ("dni", "decoupled"),
 ]
 
 

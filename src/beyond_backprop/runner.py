@@ -80,7 +80,13 @@ def resume_run(
 
 
 def _train(engine: LocalEngine, run_dir: Path, stop_after: int | None) -> RunResult:
-    recorder = RunRecorder(run_dir, engine.exp.config.train.keep_checkpoints)
+    config = engine.exp.config
+    recorder = RunRecorder(
+        run_dir,
+        config.train.keep_checkpoints,
+        tensorboard=config.log.tensorboard,
+        resumed_at=engine.step or None,
+    )
     engine.recorder = recorder
     started = time.perf_counter()
     try:

@@ -36,6 +36,18 @@ class LogConfig:
     """Runs are written under ``<root>/<name>/``."""
     progress: bool = True
     """A progress bar on a terminal (never under CI or when output is not a terminal)."""
+    tensorboard: bool = False
+    """Also write every metric record as a TensorBoard scalar under ``<run>/tensorboard``
+    (needs the ``tb`` extra)."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """TensorBoard must be installed when asked for (checked before any run starts)."""
+        from beyond_backprop.tracking.tensorboard import tensorboard_available
+
+        if self.tensorboard and not tensorboard_available():
+            return [("tensorboard", "true needs the tensorboard package: pip install -e "
+                     "'.[tb]' (or set log.tensorboard=false)")]  # fmt: skip
+        return []
 
 
 @dataclass(frozen=True)

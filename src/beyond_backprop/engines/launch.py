@@ -81,8 +81,9 @@ def run_staged(
     elif rank == 0:
         atomic_write_json(run_dir / META_FILE, _meta(config, engine))
     engine.recorder = recorder = RunRecorder(
-        run_dir, config.train.keep_checkpoints, rank=rank, barrier=dist.barrier
-    )
+        run_dir, config.train.keep_checkpoints, rank=rank, barrier=dist.barrier,
+        tensorboard=config.log.tensorboard, resumed_at=engine.step or None,
+    )  # fmt: skip
     try:
         summary = engine.train(stop_after=stop_after)
     finally:
