@@ -19,7 +19,7 @@ while fine-tuning or distilling (the supervised baseline sees none either).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ class FineTuneNet(nn.Module):
     """``classifier(trunk(encoder(x)))``: the encoder blocks, the kept head layers (the
     pooling alone when none is kept) and a linear classifier."""
 
-    def __init__(self, encoder: Sequence[nn.Module], trunk: nn.Module, classifier: nn.Linear):
+    def __init__(self, encoder: Iterable[nn.Module], trunk: nn.Module, classifier: nn.Linear):
         super().__init__()
         self.encoder = nn.Sequential(*encoder)
         self.trunk = trunk
@@ -46,7 +46,7 @@ class FineTuneNet(nn.Module):
 
 
 def finetune_network(
-    encoder: Sequence[nn.Module], head: ProjectionHead, keep: int, num_classes: int, seed: int
+    encoder: Iterable[nn.Module], head: ProjectionHead, keep: int, num_classes: int, seed: int
 ) -> FineTuneNet:
     """The network to fine-tune: ``encoder`` and the first ``keep`` layers of ``head`` (the
     modules themselves, not copies: fine-tuning trains them in place; the head's layers

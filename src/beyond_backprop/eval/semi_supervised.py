@@ -128,15 +128,18 @@ def finetune_run(run_dir: str | Path, cfg: SemiSupervisedConfig) -> dict[str, An
         experiment.stack.blocks[:-1], head, cfg.finetune_from, data.num_classes, seed
     )
     fresh = reinitialized(net, seed + 1) if cfg.baseline else None
-    budget = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr}
     accuracies, seconds = {}, {}
     started = time.perf_counter()
-    train_supervised(net, labeled, **budget, seed=seed)
+    train_supervised(
+        net, labeled, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
+    )
     accuracies["finetune"] = accuracy(net, data.test)
     seconds["finetune"] = time.perf_counter() - started
     if fresh is not None:
         started = time.perf_counter()
-        train_supervised(fresh, labeled, **budget, seed=seed)
+        train_supervised(
+            fresh, labeled, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
+        )
         accuracies["baseline"] = accuracy(fresh, data.test)
         seconds["baseline"] = time.perf_counter() - started
     if cfg.distill:

@@ -73,7 +73,7 @@ class ProjectionHead(nn.Module):
             raise ValueError(
                 f"a head of depth {self.depth} can keep 0 to {self.depth - 1} layers, got {keep}"
             )
-        return nn.Sequential(*self.net[: self.mlp_start + 2 * keep])
+        return nn.Sequential(*list(self.net)[: self.mlp_start + 2 * keep])
 
     def trunk_width(self, keep: int) -> int:
         """The feature width that ``trunk(keep)`` outputs."""

@@ -28,8 +28,7 @@ from tests.unit.rules.ssl_helpers import ssl_config
 
 def changed(before: nn.Module, after: nn.Module) -> list[bool]:
     return [
-        not torch.equal(a, b)
-        for a, b in zip(before.parameters(), after.parameters(), strict=True)
+        not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True)
     ]
 
 
