@@ -66,6 +66,11 @@ class SimCLR(LearningRule):
     down (as back-propagation); ``per_block`` gives every block its own head and loss on a
     detached input (purely local; equal to ``loco`` with ``overlap: false``, tested).
 
+    ``head_depth: 3`` gives SimCLRv2's deeper head (Chen, Kornblith, Swersky, Norouzi, Hinton
+    2020, arXiv 2006.10029, Sec. 2); only the rule's local modules change, so it trains on
+    either engine as the v1 head does. Fine-tuning from the head's middle layer and
+    self-distillation are evaluations of a finished run (``eval/semi_supervised.py``).
+
     Deviations: a small MLP head without BatchNorm; SGD/Adam from the shared optimizer section
     instead of LARS with large batches; views tuned for 28x28 digits (no flips, no colour);
     BatchNorm statistics are shared by the two views (SimCLR uses global BN across devices).
@@ -84,6 +89,9 @@ class SimCLR(LearningRule):
         """Hidden width of the projection head."""
         head_out: int = 64
         """Output dimension of the projection head."""
+        head_depth: int = 2
+        """Linear layers in the projection head: 2 is SimCLR's head, 3 SimCLRv2's deeper head
+        (arXiv 2006.10029, Sec. 2), fine-tuned from its first layer (``bbp eval --finetune``)."""
         probe_pool: int = 4
         """Probes read image features average-pooled to at most this many cells per side."""
         views: ViewsConfig = field(default_factory=ViewsConfig)
@@ -94,7 +102,7 @@ class SimCLR(LearningRule):
             found = [(f"views.{k}", m) for k, m in self.views.problems()]
             if self.temperature <= 0:
                 found.append(("temperature", f"{self.temperature} is invalid: must be > 0"))
-            for key in ("head_hidden", "head_out", "probe_pool"):
+            for key in ("head_hidden", "head_out", "head_depth", "probe_pool"):
                 if getattr(self, key) < 1:
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
@@ -107,7 +115,7 @@ class SimCLR(LearningRule):
         encoder = encoder_blocks(stack, "simclr")
         shapes = [stack.output_shapes[k] for k in encoder]
         heads: list[nn.Module | None] = [
-            ProjectionHead(shape, cfg.head_hidden, cfg.head_out)
+            ProjectionHead(shape, cfg.head_hidden, cfg.head_out, depth=cfg.head_depth)
             if cfg.mode == "per_block" or k == encoder[-1]
             else None
             for k, shape in zip(encoder, shapes, strict=True)
