@@ -218,14 +218,14 @@ def test_every_rule_trains_bitwise_the_same_on_two_stages(rule: str, tmp_path: P
     assert_states(staged["locals"], local["locals"], exact=True)
 
 
-def dni_config(schedule: str, **train: Any) -> ExperimentConfig:
+def dni_config(schedule: str, *overrides: str, **train: Any) -> ExperimentConfig:
     from beyond_backprop.config import load_config
 
     preset = Path(__file__).parents[2] / "configs" / "smoke" / "dni.yaml"
     return load_config(preset, [
         "engine.name=staged", "engine.stages=2", f"engine.schedule={schedule}",
         "engine.threads=1", "engine.stop_check_every=1", "train.diagnostics_every=null",
-        *(f"train.{key}={value}" for key, value in train.items()),
+        *(f"train.{key}={value}" for key, value in train.items()), *overrides,
     ])  # fmt: skip
 
 
@@ -282,6 +282,61 @@ def test_decoupled_dni_updates_before_the_stage_above_sends_anything_back(
         assert rank0["received_before_update"] == 1 and not rank1["waited"]
 
 
+def _learns_before_its_input(rank: int, cfg: ExperimentConfig, flag: str) -> dict[str, Any]:
+    """Rank 0 holds its first activation until rank 1 has updated (or 3 s have passed);
+    rank 1 reports how many tensors it had received by its first update."""
+    import time
+
+    engine = StageEngine(experiment_for(cfg, False), [1])
+    channel, report = engine.stage.channel, {"received_before_update": None, "waited": None}
+    if rank == 1:
+        received = [0]
+        recv, step_optimizers = channel.recv_required, engine._step_optimizers
+
+        def counting_recv(src, track=True):  # type: ignore[no-untyped-def]
+            received[0] += 1
+            return recv(src, track)
+
+        def stepping(blocks):  # type: ignore[no-untyped-def]
+            step_optimizers(blocks)
+            if report["received_before_update"] is None:
+                report["received_before_update"] = received[0]
+                Path(flag).touch()
+
+        channel.recv_required = counting_recv  # type: ignore[method-assign]
+        engine._step_optimizers = stepping  # type: ignore[method-assign]
+    else:
+        send = channel.send
+
+        def held_send(tensor, dst):  # type: ignore[no-untyped-def]
+            if report["waited"] is None:
+                deadline = time.monotonic() + 3
+                while not Path(flag).exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                report["waited"] = Path(flag).exists()
+            send(tensor, dst)
+
+        channel.send = held_send  # type: ignore[method-assign]
+    engine.train()
+    return report
+
+
+@pytest.mark.parametrize("synthetic_inputs", [True, False])
+def test_decoupled_dni_with_synthetic_inputs_learns_before_its_input_arrives(
+    synthetic_inputs: bool, tmp_path: Path
+) -> None:
+    cfg = dni_config(
+        "decoupled", f"rule.synthetic_inputs={str(synthetic_inputs).lower()}", max_steps=3
+    )
+    outcomes = spawn(tmp_path, _learns_before_its_input, cfg, str(tmp_path / "flag"))
+    ok(outcomes)
+    rank0, rank1 = (outcome["result"] for outcome in outcomes)
+    if synthetic_inputs:  # stage 1 trains on I_1(x), then takes the real input
+        assert rank1["received_before_update"] == 0 and rank0["waited"]
+    else:  # forward-locked: the input (header and payload) comes first
+        assert rank1["received_before_update"] >= 1 and not rank0["waited"]
+
+
 def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str, Any]:
     import torch.distributed as dist
 
@@ -296,15 +351,19 @@ def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dic
     assert loaded is not None
     second = StageEngine(experiment_for(cfg, False), [1])
     second.load_state_dict(loaded[1])
-    pending = second.stage.late is not None
+    pending = second.stage.late is not None  # the late gradient (a late input: rank 1 only)
     second.train()
     second.gather_parameters()
     return {"pending": pending, "stack": second.exp.stack.state_dict() if rank == 0 else None,
             "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip
 
 
-def test_decoupled_dni_resumes_bitwise_with_its_pending_late_update(tmp_path: Path) -> None:
-    cfg = dni_config("decoupled", max_steps=10)
+@pytest.mark.parametrize("synthetic_inputs", [False, True])
+def test_decoupled_dni_resumes_bitwise_with_its_pending_late_update(
+    synthetic_inputs: bool, tmp_path: Path
+) -> None:
+    overrides = ["rule.synthetic_inputs=true"] if synthetic_inputs else []
+    cfg = dni_config("decoupled", *overrides, max_steps=10)
     (tmp_path / "run").mkdir()
     outcomes = spawn(tmp_path, _stop_at_5_and_resume, cfg, str(tmp_path / "run"))
     resumed = ok(outcomes)

@@ -25,7 +25,11 @@ LocalEngine) and differs only in which messages it waits for:
   step t comes from the stage above while this stage runs step t+1, and the rule learns from
   it then (``late_terms``: DNI's synthesizer regression), in the same optimizer step as step
   t+1's update. So no stage ever waits for a backward pass above it (update unlocking); the
-  synthesizer learns one step late, from its parameters at that time.
+  synthesizer learns one step late, from its parameters at that time. Under a ``synthetic``
+  forward wiring (DNI's synthetic inputs) every stage but the first also learns before its
+  input arrives (forward unlocking): its blocks run on the rule's synthetic input; after the
+  update the stage receives the real input, passes the real output up, and the rule learns
+  from the real input at the next step (``late_terms``: the input synthesizer's regression).
 
 For ``output_error`` wirings (DFA) the top stage sends its broadcast straight to every lower
 stage, which then updates without waiting for any backward pass in between.
@@ -77,8 +81,9 @@ def decoupled(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     """Update now from the rule's own gradient estimate; learn from the real one next step."""
     if not stage.runs:
         return {}
-    pairs = stage.forward(batch.x, batch)
-    terms, down = stage.backward(pairs, batch, step, epoch, {})
+    unlocked = stage.unlocked
+    pairs = stage.forward_synthetic(batch) if unlocked else stage.forward(batch.x, batch)
+    terms, down = stage.backward(pairs, batch, step, epoch, {}, synthetic_first=unlocked)
     if stage.below_learns:
         stage.channel.send_named(down, stage.rank - 1)
     terms.update(stage.learn_late())  # step t-1's target, sent while this stage ran step t

@@ -24,7 +24,7 @@ from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.messages import Channel
 from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.recorder import Progress, Recorder
-from beyond_backprop.engines.schedules import SCHEDULES, check_schedule
+from beyond_backprop.engines.schedules import SCHEDULES, check_schedule, decoupled
 from beyond_backprop.engines.stage import Stage
 from beyond_backprop.engines.step import Late
 from beyond_backprop.errors import WiringError
@@ -100,6 +100,8 @@ class StageEngine(LocalEngine):
         batch = self.exp.rule.transform_batch(batch, self.step)  # every rank: RNG in step
         terms = self.step_function(self.stage, batch, self.step, epoch)
         self._step_optimizers(learning)
+        if self.step_function is decoupled and self.stage.unlocked:
+            self.stage.pass_real_input(batch, self.step, epoch)
         ended = time.perf_counter()
         self.train_seconds += ended - started
         if self.steps_traced is not None:
@@ -121,7 +123,7 @@ class StageEngine(LocalEngine):
         if self.exp.config.engine.schedule == "async" and self.rank < self.world_size - 1:
             self.stage.channel.send_stop(self.rank + 1)
         self.stage.await_late()  # the last step's target: training is over, nothing learns it
-        self.stage.late = None
+        self.stage.late = self.stage.late_input = None
         self.stage.channel.flush()
         if self.stage.inbox is not None:
             self.stage.inbox.thread.join()
@@ -176,14 +178,18 @@ class StageEngine(LocalEngine):
 
     def state_dict(self) -> dict[str, Any]:
         """The LocalEngine's state plus the ``decoupled`` schedule's pending late update."""
-        late = self.stage.late
-        return {**super().state_dict(), "late": late.state_dict() if late else None}
+        pending = {"late": self.stage.late, "late_input": self.stage.late_input}
+        return {
+            **super().state_dict(),
+            **{key: late.state_dict() if late else None for key, late in pending.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from ``state_dict``."""
         super().load_state_dict(state)
-        late = state.get("late")
+        late, late_input = state.get("late"), state.get("late_input")
         self.stage.late = Late(**late) if late else None
+        self.stage.late_input = Late(**late_input) if late_input else None
 
     def summary(self) -> dict[str, Any]:
         """The LocalEngine's summary plus the stage layout."""

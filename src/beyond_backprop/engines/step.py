@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -77,12 +77,14 @@ def backward_blocks(
     epoch: int,
     inbox: Mapping[str, Tensor] | None = None,
     scale: float = 1.0,
+    synthetic_first: bool = False,
 ) -> StepResult:
     """Ask the rule for each block's objective, top block first, and back-propagate it inside
     the block; ``inbox`` holds the messages from above the range (``"grad"`` and broadcasts).
 
     ``scale`` weights the blocks' own loss terms (a micro-batch's share of the batch); it is
-    not applied to gradients received from above, which already carry it."""
+    not applied to gradients received from above, which already carry it. ``synthetic_first``:
+    the lowest block's input is the rule's synthetic input (forward unlocking)."""
     inbox = dict(inbox or {})
     broadcast = {k: v for k, v in inbox.items() if k != "grad"}
     grad_from_above = inbox.get("grad")
@@ -93,7 +95,8 @@ def backward_blocks(
         messages = dict(broadcast)
         if grad_from_above is not None:
             messages["grad"] = grad_from_above
-        ctx = BlockContext(k, num_blocks, x_in, h_out, batch, locals_[k], messages, step, epoch)
+        ctx = BlockContext(k, num_blocks, x_in, h_out, batch, locals_[k], messages, step, epoch,
+                           synthetic_input=synthetic_first and offset == 0)  # fmt: skip
         objective = rule.block_objective(k, ctx)
         terms.update(_checked_values(objective.terms, k, step))
         _apply(objective, h_out, scale)
@@ -106,9 +109,10 @@ def backward_blocks(
 
 @dataclass
 class Late:
-    """A block whose update did not wait for dL/dh_out (``delayed_gradient`` wirings): what
-    the rule's ``late_terms`` needs once that gradient arrives. Plain tensors, so a
-    checkpoint can hold it."""
+    """A block that updated before a signal it learns from arrived (a ``delayed_gradient``
+    wiring's dL/dh_out, a ``synthetic`` forward's real input): what the rule's
+    ``late_terms`` needs, and in ``inbox`` what has arrived. Plain tensors, so a checkpoint
+    can hold it."""
 
     block: int
     step: int
@@ -117,8 +121,7 @@ class Late:
     h_out: Tensor
     x: Tensor
     y: Tensor
-    grad: Tensor | None = None
-    """dL/dh_out once it has arrived."""
+    inbox: dict[str, Tensor] = field(default_factory=dict)
 
     @classmethod
     def of(cls, block: int, pair: tuple[Tensor, Tensor], batch: Batch, step: int, epoch: int
@@ -133,12 +136,11 @@ class Late:
 def learn_late(
     rule: LearningRule, locals_: Sequence[nn.Module | None], late: Late, num_blocks: int
 ) -> dict[tuple[int, str], float]:
-    """Back-propagate the rule's ``late_terms`` for ``late`` (its gradient has arrived)."""
-    assert late.grad is not None
+    """Back-propagate the rule's ``late_terms`` for ``late`` (its signals have arrived)."""
     k = late.block
     batch = Batch(late.x, late.y)
-    ctx = BlockContext(k, num_blocks, late.x_in, late.h_out, batch, locals_[k],
-                       {"grad": late.grad}, late.step, late.epoch)  # fmt: skip
+    ctx = BlockContext(k, num_blocks, late.x_in, late.h_out, batch, locals_[k], late.inbox,
+                       late.step, late.epoch)  # fmt: skip
     terms = rule.late_terms(k, ctx)
     values = _checked_values(terms, k, late.step)
     if terms:

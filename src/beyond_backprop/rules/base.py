@@ -77,6 +77,8 @@ class BlockContext:
         inbox: messages from other blocks: ``"grad"`` (dL/dh_out sent down by the block above),
             and whatever upper blocks put in their ``outbox`` (e.g. ``"output_error"``).
         step: the global step; epoch: the epoch.
+        synthetic_input: ``x_in`` is the rule's own estimate of the input
+            (``synthetic_input``), not the block below's output (forward unlocking).
     """
 
     index: int
@@ -88,6 +90,7 @@ class BlockContext:
     inbox: Mapping[str, Tensor]
     step: int
     epoch: int
+    synthetic_input: bool = False
 
     @property
     def is_last(self) -> bool:
@@ -169,13 +172,18 @@ class LearningRule:
         raise NotImplementedError
 
     def late_terms(self, k: int, ctx: BlockContext) -> dict[str, Tensor]:
-        """``delayed_gradient`` wirings: the terms that learn from dL/dh_out once it arrives
-        after block ``k`` has already updated (an engine that does not wait gives
-        ``block_objective`` an inbox without ``"grad"``, then calls this with it). ``ctx`` is
-        the step's saved context: ``x_in`` and ``h_out`` detached, ``inbox["grad"]`` the
-        gradient that came. The terms are back-propagated into the rule's modules only.
-        Default: none."""
+        """The terms that learn from what arrives after block ``k`` has already updated: an
+        engine that does not wait gives ``block_objective`` an inbox without ``"grad"``
+        (``delayed_gradient`` wirings), or a synthetic ``x_in`` (``synthetic`` forward), then
+        calls this with ``inbox["grad"]`` (dL/dh_out) or ``inbox["input"]`` (the real input)
+        once it came. ``ctx`` is the step's saved context, ``x_in`` and ``h_out`` detached.
+        The terms are back-propagated into the rule's modules only. Default: none."""
         return {}
+
+    def synthetic_input(self, k: int, local: nn.Module | None, batch: Batch) -> Tensor | None:
+        """``synthetic`` forward wirings: an estimate of block ``k``'s input from the batch
+        alone, so the block can learn before its real input arrives. Default: none."""
+        return None
 
     def diagnostics(
         self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int

@@ -167,7 +167,7 @@ class DNI(LearningRule):
         local = ctx.local
         assert local is None or isinstance(local, DNILocal)
         terms: dict[str, Tensor] = {}
-        if local is not None and local.input_synth is not None:
+        if local is not None and local.input_synth is not None and not ctx.synthetic_input:
             # the real input is the target only: the block below must not learn from it
             terms["input_synth"] = F.mse_loss(local.input_synth(ctx.batch.x), ctx.x_in.detach())
         if ctx.is_last:
@@ -183,20 +183,31 @@ class DNI(LearningRule):
         return OutputGradient(grad=predicted.detach() / ctx.h_out.shape[0], terms=terms)
 
     def late_terms(self, k: int, ctx: BlockContext) -> dict[str, Tensor]:
-        """M_k's regression on the step's (h_k, label) pair, once its target has arrived.
+        """What learns once the step's real signals have arrived: M_k's regression on the
+        step's (h_k, label) pair onto ``inbox["grad"]``, and I_k's onto the real input
+        ``inbox["input"]`` (forward unlocking).
 
-        M_k is applied again to the saved h_k with its current parameters (it has learned
+        The synthesizers are applied again with their current parameters (they have learned
         from earlier targets since), in training mode as at the step, but BatchNorm's running
         statistics are left as they were: they moved once, when the step ran."""
         local = ctx.local
-        if ctx.is_last or not isinstance(local, DNILocal) or local.gradient is None:
+        if not isinstance(local, DNILocal):
             return {}
-        synth = local.gradient
-        # fresh copies of the buffers take the running-statistics update, not the module's
-        buffers = {name: b.clone() for name, b in synth.named_buffers()}
-        label = self.label(ctx.batch.y, synth)
-        predicted = torch.func.functional_call(synth, buffers, (ctx.h_out, label))
-        return self.regression(predicted, ctx)
+        terms: dict[str, Tensor] = {}
+        if "input" in ctx.inbox and local.input_synth is not None:
+            estimate = _without_moving_statistics(local.input_synth, ctx.batch.x)
+            terms["input_synth"] = F.mse_loss(estimate, ctx.inbox["input"])
+        if "grad" in ctx.inbox and local.gradient is not None:
+            label = self.label(ctx.batch.y, local.gradient)
+            predicted = _without_moving_statistics(local.gradient, ctx.h_out, label)
+            terms.update(self.regression(predicted, ctx))
+        return terms
+
+    def synthetic_input(self, k: int, local: nn.Module | None, batch: Batch) -> Tensor | None:
+        """I_k(x), when synthetic inputs are on (Section 3.3)."""
+        if not isinstance(local, DNILocal) or local.input_synth is None:
+            return None
+        return local.input_synth(batch.x)
 
     def regression(self, predicted: Tensor, ctx: BlockContext) -> dict[str, Tensor]:
         """The ``synth`` term: M_k's prediction against the per-example gradient that block
@@ -237,6 +248,13 @@ class DNI(LearningRule):
                     figures[(k, "synth_error")] = float(error)
                     figures[(k, "cos")] = float(cos)
         return figures
+
+
+def _without_moving_statistics(module: nn.Module, *args: Tensor | None) -> Tensor:
+    """``module(*args)`` with fresh copies of its buffers taking the running-statistics
+    update, so a second pass over a step's data leaves BatchNorm where the step left it."""
+    buffers = {name: b.clone() for name, b in module.named_buffers()}
+    return torch.func.functional_call(module, buffers, args)
 
 
 @contextlib.contextmanager

@@ -376,3 +376,28 @@ def test_late_regression_equals_the_in_step_one_and_leaves_batchnorm_statistics(
     got = [p.grad for p in synth.parameters() if p.grad is not None]
     for g, e in zip(got, expected_grads, strict=True):
         torch.testing.assert_close(g, e)
+
+
+def test_forward_unlocked_block_learns_its_input_synthesizer_late() -> None:
+    """On a synthetic input the block has no input term (its x_in is I(x) itself); the real
+    input, when it comes, trains I_k by the same squared error as in one process."""
+    torch.set_num_threads(1)
+    experiment = build_experiment(tiny_config(
+        model={"arch": "mlp", "hidden": [8, 8]}, rule={"name": "dni", "synthetic_inputs": True}
+    ))  # fmt: skip
+    stack, locals_, rule = experiment.stack, experiment.locals, experiment.rule
+    batch = Batch(experiment.data.train.x[:16], experiment.data.train.y[:16])
+    local = locals_[1]
+    assert isinstance(local, DNILocal) and local.input_synth is not None
+    estimate = rule.synthetic_input(1, local, batch)
+    assert estimate is not None and estimate.shape == (16, 8)
+    h1 = stack.blocks[1](estimate.detach())
+    ctx = BlockContext(1, 3, estimate.detach(), h1, batch, local, {}, 0, 0, synthetic_input=True)
+    assert "input_synth" not in rule.block_objective(1, ctx).terms
+    real = stack.blocks[0](batch.x).detach()
+    late = BlockContext(1, 3, real, h1.detach(), batch, local, {"input": real}, 0, 0)
+    stats = [b.clone() for b in local.input_synth.buffers()]
+    (term,) = rule.late_terms(1, late).values()
+    assert all(torch.equal(a, b) for a, b in zip(stats, local.input_synth.buffers(), strict=True))
+    expected = F.mse_loss(local.input_synth(batch.x), real)
+    assert term.item() == pytest.approx(expected.item(), rel=1e-6)
