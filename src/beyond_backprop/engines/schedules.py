@@ -99,7 +99,9 @@ def gpipe(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
     n = batch.x.shape[0]
     parts = min(stage.microbatches, n)
     xs, ys = torch.tensor_split(batch.x, parts), torch.tensor_split(batch.y, parts)
-    micro = [Batch(x, y) for x, y in zip(xs, ys, strict=True)]
+    # a rule's extra views (e.g. the targets of a reconstruction rule) are split like x
+    views = [torch.tensor_split(v, parts) for v in batch.views]
+    micro = [Batch(xs[m], ys[m], tuple(v[m] for v in views)) for m in range(parts)]
     saved = [stage.forward(m.x, m) for m in micro]
     terms: Terms = {}
     for m in reversed(range(parts)):
