@@ -100,6 +100,11 @@ def train_staged(
     """A whole staged run; rank 0 returns the gathered parameters."""
     engine = StageEngine(experiment_for(config, forward_only), boundaries)
     engine.train()
+    return gathered(engine, rank)
+
+
+def gathered(engine: StageEngine, rank: int) -> dict[str, Any]:
+    """Every stage's parameters, gathered: rank 0 returns them, the others nothing."""
     engine.gather_parameters()
     if rank != 0:
         return {}

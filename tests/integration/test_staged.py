@@ -229,20 +229,23 @@ def dni_config(schedule: str, *overrides: str, **train: Any) -> ExperimentConfig
     ])  # fmt: skip
 
 
-def _update_before_feedback(rank: int, cfg: ExperimentConfig, flag: str) -> dict[str, Any]:
-    """Rank 1 sends nothing back until rank 0 has updated (or 3 s have passed); rank 0
-    reports whether its first update came before any message from rank 1."""
+def _updates_before_messages(
+    rank: int, cfg: ExperimentConfig, flag: str, holder: int, send: str, recv: str
+) -> dict[str, Any]:
+    """Rank ``holder`` holds its first message (``Channel.<send>``) until the other rank has
+    stepped its optimizer (or 3 s have passed); the other rank reports how many messages
+    (``Channel.<recv>``) it had received by then."""
     import time
 
     engine = StageEngine(experiment_for(cfg, False), [1])
     channel, report = engine.stage.channel, {"received_before_update": None, "waited": None}
-    if rank == 0:
+    if rank != holder:
         received = [0]
-        recv_named, step_optimizers = channel.recv_named, engine._step_optimizers
+        receive, step_optimizers = getattr(channel, recv), engine._step_optimizers
 
-        def counting_recv(src):  # type: ignore[no-untyped-def]
+        def counting(*args):  # type: ignore[no-untyped-def]
             received[0] += 1
-            return recv_named(src)
+            return receive(*args)
 
         def stepping(blocks):  # type: ignore[no-untyped-def]
             step_optimizers(blocks)
@@ -250,20 +253,20 @@ def _update_before_feedback(rank: int, cfg: ExperimentConfig, flag: str) -> dict
                 report["received_before_update"] = received[0]
                 Path(flag).touch()
 
-        channel.recv_named = counting_recv  # type: ignore[method-assign]
+        setattr(channel, recv, counting)
         engine._step_optimizers = stepping  # type: ignore[method-assign]
     else:
-        send_named = channel.send_named
+        sending = getattr(channel, send)
 
-        def held_send(messages, dst):  # type: ignore[no-untyped-def]
+        def held(*args):  # type: ignore[no-untyped-def]
             if report["waited"] is None:
                 deadline = time.monotonic() + 3
                 while not Path(flag).exists() and time.monotonic() < deadline:
                     time.sleep(0.01)
                 report["waited"] = Path(flag).exists()
-            send_named(messages, dst)
+            sending(*args)
 
-        channel.send_named = held_send  # type: ignore[method-assign]
+        setattr(channel, send, held)
     engine.train()
     return report
 
@@ -272,53 +275,14 @@ def _update_before_feedback(rank: int, cfg: ExperimentConfig, flag: str) -> dict
 def test_decoupled_dni_updates_before_the_stage_above_sends_anything_back(
     schedule: str, tmp_path: Path
 ) -> None:
-    outcomes = spawn(tmp_path, _update_before_feedback, dni_config(schedule, max_steps=3),
-                     str(tmp_path / "flag"))  # fmt: skip
+    outcomes = spawn(tmp_path, _updates_before_messages, dni_config(schedule, max_steps=3),
+                     str(tmp_path / "flag"), 1, "send_named", "recv_named")  # fmt: skip
     ok(outcomes)
     rank0, rank1 = (outcome["result"] for outcome in outcomes)
     if schedule == "decoupled":
         assert rank0["received_before_update"] == 0 and rank1["waited"]
     else:  # the update-locked schedule cannot update before the gradient from above comes
         assert rank0["received_before_update"] == 1 and not rank1["waited"]
-
-
-def _learns_before_its_input(rank: int, cfg: ExperimentConfig, flag: str) -> dict[str, Any]:
-    """Rank 0 holds its first activation until rank 1 has updated (or 3 s have passed);
-    rank 1 reports how many tensors it had received by its first update."""
-    import time
-
-    engine = StageEngine(experiment_for(cfg, False), [1])
-    channel, report = engine.stage.channel, {"received_before_update": None, "waited": None}
-    if rank == 1:
-        received = [0]
-        recv, step_optimizers = channel.recv_required, engine._step_optimizers
-
-        def counting_recv(src, track=True):  # type: ignore[no-untyped-def]
-            received[0] += 1
-            return recv(src, track)
-
-        def stepping(blocks):  # type: ignore[no-untyped-def]
-            step_optimizers(blocks)
-            if report["received_before_update"] is None:
-                report["received_before_update"] = received[0]
-                Path(flag).touch()
-
-        channel.recv_required = counting_recv  # type: ignore[method-assign]
-        engine._step_optimizers = stepping  # type: ignore[method-assign]
-    else:
-        send = channel.send
-
-        def held_send(tensor, dst):  # type: ignore[no-untyped-def]
-            if report["waited"] is None:
-                deadline = time.monotonic() + 3
-                while not Path(flag).exists() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                report["waited"] = Path(flag).exists()
-            send(tensor, dst)
-
-        channel.send = held_send  # type: ignore[method-assign]
-    engine.train()
-    return report
 
 
 @pytest.mark.parametrize("synthetic_inputs", [True, False])
@@ -328,7 +292,8 @@ def test_decoupled_dni_with_synthetic_inputs_learns_before_its_input_arrives(
     cfg = dni_config(
         "decoupled", f"rule.synthetic_inputs={str(synthetic_inputs).lower()}", max_steps=3
     )
-    outcomes = spawn(tmp_path, _learns_before_its_input, cfg, str(tmp_path / "flag"))
+    outcomes = spawn(tmp_path, _updates_before_messages, cfg, str(tmp_path / "flag"), 0, "send",
+                     "recv_required")  # fmt: skip
     ok(outcomes)
     rank0, rank1 = (outcome["result"] for outcome in outcomes)
     if synthetic_inputs:  # stage 1 trains on I_1(x), then takes the real input

@@ -12,7 +12,13 @@ import torch
 
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.staged import StageEngine
-from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
+from tests.integration.staged_harness import (
+    experiment_for,
+    gathered,
+    spawn,
+    train_local,
+    train_staged,
+)
 from tests.integration.test_staged import assert_states, ok
 from tests.unit.rules.ssl_helpers import ssl_config
 
@@ -23,13 +29,7 @@ def _reseeded_stages(rank: int, config: ExperimentConfig) -> dict[str, Any]:
     if rank == 1:
         torch.manual_seed(1234)
     engine.train()
-    engine.gather_parameters()
-    if rank != 0:
-        return {}
-    return {
-        "stack": engine.exp.stack.state_dict(),
-        "locals": engine.exp.locals_container.state_dict(),
-    }
+    return gathered(engine, rank)
 
 
 def test_pipelined_inpaint_is_bitwise_the_local_engine(tmp_path: Path) -> None:
