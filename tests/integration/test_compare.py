@@ -96,5 +96,13 @@ def test_a_failed_run_is_summarised_by_its_cause_not_torchruns_summary(tmp_path:
     assert failure_reason(log, 1) == (
         "exit 1: [rank1]: RuntimeError: Connection closed by peer [127.0.0.1]:4242"
     )
+    log.write_text(
+        "terminate called without an active exception\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"
+        "  exitcode  : -6 (pid: 26793)  (SIGABRT)\n  error_file: <N/A>\n"
+        "  traceback : Signal 6 (SIGABRT) received by PID 26793\n"
+    )
+    assert failure_reason(log, 1) == "exit 1: traceback : Signal 6 (SIGABRT) received by PID 26793"
     log.write_text("[rank 0] error: engine.stages is 3 but the stack has 2 blocks\n")
     assert failure_reason(log, 2).endswith("error: engine.stages is 3 but the stack has 2 blocks")

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         result = run_staged(
             config, resume=args.resume, stop_after=args.stop_after, should_stop=flag
         )
+        # no rank tears its process group down while another is still in a collective or a
+        # send: a rank that exits early can abort a peer's gloo teardown (SIGABRT, exit 1)
+        dist.barrier()
         if rank == 0:
             if not result.summary["completed"]:
                 print(

@@ -104,7 +104,8 @@ def _stored_wall(run_dir: Path) -> float | None:
 
 def failure_reason(log_file: Path, code: int) -> str:
     """The line that says why a run failed: our own ``error:`` line, else a worker's
-    exception (not torchrun's summary around it), else the last line mentioning an error."""
+    exception (not torchrun's summary around it), else the signal that killed the root-cause
+    rank, else the last line mentioning an error."""
     lines = [
         line.strip() for line in log_file.read_text(errors="replace").splitlines() if line.strip()
     ]
@@ -113,8 +114,12 @@ def failure_reason(log_file: Path, code: int) -> str:
         line for line in lines
         if _EXCEPTION.search(line) and "ChildFailedError" not in line
     ]  # fmt: skip
+    # torchrun's summary: the root cause's "traceback : Signal 6 (SIGABRT) received by PID n"
+    root = lines[next((i for i, line in enumerate(lines) if line.startswith("Root Cause")),
+                      len(lines)):]  # fmt: skip
+    signalled = [line for line in root if line.startswith("traceback") and "Signal" in line]
     mentions = [line for line in lines if "error" in line.lower()]
-    last = (ours or raised or mentions or lines or ["no output"])[-1]
+    last = (ours or raised or signalled or mentions or lines or ["no output"])[-1]
     return f"exit {code}: {last[:200]}"
 
 
