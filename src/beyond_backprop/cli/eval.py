@@ -4,7 +4,6 @@ supervised baseline and self-distillation (``eval/semi_supervised.py``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,19 +32,12 @@ def probe_run(
     evaluation split, and write ``RUN/probe.json``; returns what it wrote."""
     import torch
 
-    from beyond_backprop.config import load_config
     from beyond_backprop.eval.probe import encoder_features, fit_probes
-    from beyond_backprop.experiment import build_experiment
+    from beyond_backprop.eval.trained import load_trained_run
     from beyond_backprop.tracking.atomic import atomic_write_json
-    from beyond_backprop.tracking.run_dir import open_run_dir
-    from beyond_backprop.tracking.weights import load_run_weights
 
-    path = open_run_dir(run_dir)
-    config = load_config(path / "config.yaml")
-    step, model_state, _ = load_run_weights(path)
-    data_cfg = dataclasses.replace(config.data, train_limit=train_limit or config.data.train_limit)
-    experiment = build_experiment(dataclasses.replace(config, data=data_cfg))
-    experiment.stack.load_state_dict(model_state)
+    run = load_trained_run(run_dir, train_limit)
+    path, step, experiment = run.path, run.step, run.experiment
     experiment.stack.eval()  # frozen features: BatchNorm uses its running statistics
     rule, stack = experiment.rule, experiment.stack
     accuracies = fit_probes(
@@ -55,7 +47,7 @@ def probe_run(
         pool=pool,
         epochs=epochs,
         lr=lr,
-        seed=config.seed,
+        seed=experiment.config.seed,
     )
     result = {
         "step": step,

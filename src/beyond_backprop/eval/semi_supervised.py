@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from beyond_backprop.config import load_config
 from beyond_backprop.data.labels import labeled_subset
 from beyond_backprop.errors import ConfigError
 from beyond_backprop.eval.finetune import (
@@ -30,11 +31,10 @@ from beyond_backprop.eval.finetune import (
     train_supervised,
 )
 from beyond_backprop.eval.probe import ProbedLocal
-from beyond_backprop.experiment import Experiment, build_experiment
+from beyond_backprop.eval.trained import load_trained_run
+from beyond_backprop.experiment import Experiment
 from beyond_backprop.models.projection import ProjectionHead
 from beyond_backprop.tracking.atomic import atomic_write_json
-from beyond_backprop.tracking.run_dir import CONFIG_FILE, open_run_dir
-from beyond_backprop.tracking.weights import load_run_weights
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,9 @@ def finetune_run(run_dir: str | Path, cfg: SemiSupervisedConfig) -> dict[str, An
     wrote."""
     if problems := cfg.problems():
         raise ConfigError(problems)
-    path = open_run_dir(run_dir)
-    config = load_config(path / CONFIG_FILE)
-    step, model_state, locals_state = load_run_weights(path)
-    experiment = build_experiment(config)
-    experiment.stack.load_state_dict(model_state)
-    experiment.locals_container.load_state_dict(locals_state)
+    run = load_trained_run(run_dir)
+    path, step, experiment = run.path, run.step, run.experiment
+    config = experiment.config
     head = top_head(experiment)
     if cfg.finetune_from >= head.depth:
         raise ConfigError([
@@ -127,30 +124,30 @@ def finetune_run(run_dir: str | Path, cfg: SemiSupervisedConfig) -> dict[str, An
     net = finetune_network(
         experiment.stack.blocks[:-1], head, cfg.finetune_from, data.num_classes, seed
     )
-    fresh = reinitialized(net, seed + 1) if cfg.baseline else None
     accuracies, seconds = {}, {}
-    started = time.perf_counter()
-    train_supervised(
-        net, labeled, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
-    )
-    accuracies["finetune"] = accuracy(net, data.test)
-    seconds["finetune"] = time.perf_counter() - started
-    if fresh is not None:
+
+    def scored(name: str, trained: nn.Module, train: Callable[[], None]) -> None:
         started = time.perf_counter()
+        train()
+        accuracies[name] = accuracy(trained, data.test)
+        seconds[name] = time.perf_counter() - started
+
+    fresh = reinitialized(net, seed + 1) if cfg.baseline else None
+
+    def supervise(target: nn.Module) -> None:
         train_supervised(
-            fresh, labeled, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
+            target, labeled, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed
         )
-        accuracies["baseline"] = accuracy(fresh, data.test)
-        seconds["baseline"] = time.perf_counter() - started
+
+    scored("finetune", net, lambda: supervise(net))
+    if fresh is not None:
+        scored("baseline", fresh, lambda: supervise(fresh))
     if cfg.distill:
-        started = time.perf_counter()
         student = reinitialized(net, seed + 2)
-        distill(
+        scored("distill", student, lambda: distill(
             net, student, data.train.x, labeled, temperature=cfg.temperature, alpha=cfg.alpha,
             epochs=cfg.distill_epochs, batch_size=2 * cfg.batch_size, lr=cfg.lr, seed=seed,
-        )  # fmt: skip
-        accuracies["distill"] = accuracy(student, data.test)
-        seconds["distill"] = time.perf_counter() - started
+        ))  # fmt: skip
     for name, value in accuracies.items():
         log.info("%s: %s accuracy %.4f", name, data.eval_split, value)
     result = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -140,8 +140,26 @@ def reconstruction_objective(ctx: BlockContext, terms: dict[str, Tensor]) -> Obj
     return OutputGradient(ctx.inbox["grad"], terms)
 
 
+class ReconstructionRule(LearningRule):
+    """What the reconstruction rules share: per block, no message crosses a block (wiring
+    ``none``); end to end (``config.mode``), the gradient goes down every block; the
+    classifier block never runs."""
+
+    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        if config.mode == "end_to_end":
+            # an instance-level wiring: end to end, the gradient goes down every block
+            self.wiring = replace(type(self).wiring, backward="gradient")  # type: ignore[misc]
+
+    def active_blocks(self, epoch: int, num_blocks: int) -> range:
+        """The encoder: the classifier block does not run."""
+        return range(num_blocks - 1)
+
+
 @register_rule("inpaint", "Context Encoders: reconstruct a hidden region from its context")
-class ContextEncoder(LearningRule):
+class ContextEncoder(ReconstructionRule):
     """Context Encoders (Pathak, Krähenbühl, Donahue, Darrell, Efros 2016, arXiv 1604.07379,
     Sec. 3: 3.1 encoder-decoder with a channel-wise fully connected layer, 3.2 the masked L2
     loss and the joint loss with an adversarial term, 3.3 region masks).
@@ -223,14 +241,6 @@ class ContextEncoder(LearningRule):
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        if config.mode == "end_to_end":
-            # an instance-level wiring: end to end, the gradient goes down every block
-            self.wiring = replace(type(self).wiring, backward="gradient")  # type: ignore[misc]
-
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """A probe for every encoder block; decoders (and critics) where the mode puts them."""
         cfg = self.config
@@ -250,10 +260,6 @@ class ContextEncoder(LearningRule):
         mask = draw_masks(cfg.masks, b, height, width, step_generator(cfg.mask_seed, step))
         weights = reconstruction_weights(mask, cfg.overlap, cfg.overlap_weight)
         return masked_batch(batch, mask, weights)
-
-    def active_blocks(self, epoch: int, num_blocks: int) -> range:
-        """The encoder: the classifier block does not run."""
-        return range(num_blocks - 1)
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """The masked reconstruction error where a decoder is; the gradient from above

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
@@ -12,9 +11,10 @@ from beyond_backprop.data.masks import HalfSide, half_mask, hide
 from beyond_backprop.eval.probe import probe_predictions
 from beyond_backprop.losses.reconstruction import reconstruction_weights
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import Batch, BlockContext, LearningRule, Objective, Wiring
+from beyond_backprop.rules.base import Batch, BlockContext, Objective
 from beyond_backprop.rules.inpaint import (
     Mode,
+    ReconstructionRule,
     masked_batch,
     reconstruction_locals,
     reconstruction_objective,
@@ -24,7 +24,7 @@ from beyond_backprop.rules.registry import register_rule
 
 
 @register_rule("pretext", "predict one half of the image from the other (Lee et al. 2020)")
-class Pretext(LearningRule):
+class Pretext(ReconstructionRule):
     """Reconstruction-based self-supervised learning as analysed by Lee, Lei, Saunshi and Zhuo,
     *Predicting What You Already Know Helps: Provable Self-Supervised Learning* (arXiv
     2008.01064, Sec. 3-4: learn psi on X1 to predict X2, psi = argmin E||X2 - psi(X1)||^2, then
@@ -74,14 +74,6 @@ class Pretext(LearningRule):
                 if getattr(self, key) < 1
             ]
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        if config.mode == "end_to_end":
-            # an instance-level wiring: end to end, the gradient goes down every block
-            self.wiring = replace(type(self).wiring, backward="gradient")  # type: ignore[misc]
-
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """A probe for every encoder block; decoders where the mode puts them."""
         cfg = self.config
@@ -100,10 +92,6 @@ class Pretext(LearningRule):
         mask = self.hidden(batch.x)
         weights = reconstruction_weights(mask.expand(batch.x.shape[0], -1, -1))
         return masked_batch(batch, mask, weights)
-
-    def active_blocks(self, epoch: int, num_blocks: int) -> range:
-        """The encoder: the classifier block does not run."""
-        return range(num_blocks - 1)
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """The squared error on X2 where a decoder is; the gradient from above elsewhere."""
