@@ -28,8 +28,7 @@ import torch.multiprocessing as mp
 from benchmarks.common import environment, write_result
 from beyond_backprop.config import build_experiment_config
 from beyond_backprop.data import DatasetSplits, TensorSplit
-from beyond_backprop.engines.local import LocalEngine
-from beyond_backprop.engines.staged import StageEngine
+from beyond_backprop.engines.local import LocalEngine, StageEngine
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch

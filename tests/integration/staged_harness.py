@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beyond_backprop.config import ExperimentConfig
-from beyond_backprop.engines.local import LocalEngine
-from beyond_backprop.engines.staged import StageEngine
+from beyond_backprop.engines.local import LocalEngine, StageEngine
 from beyond_backprop.experiment import Experiment, build_experiment, seed_everything
 from beyond_backprop.models import BlockStack
 from beyond_backprop.rules.base import BlockContext, LearningRule, LocalLoss, Objective, Wiring
@@ -105,7 +104,7 @@ def train_staged(
 
 def gathered(engine: StageEngine, rank: int) -> dict[str, Any]:
     """Every stage's parameters, gathered: rank 0 returns them, the others nothing."""
-    engine.gather_parameters()
+    engine.stepper.gather_parameters()
     if rank != 0:
         return {}
     return {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from beyond_backprop.eval.plots import metric_series
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.helpers import run_cli, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"

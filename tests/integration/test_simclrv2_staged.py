@@ -21,16 +21,16 @@ STOP = 5
 
 
 def _staged_run(rank: int, cfg: ExperimentConfig) -> str:
-    from beyond_backprop.engines.launch import run_staged
+    from beyond_backprop.run import start_run
 
-    return str(run_staged(cfg, stop_after=STOP).run_dir)
+    return str(start_run(cfg, stop_after=STOP).run_dir)
 
 
 def test_a_stopped_staged_v2_run_is_assembled_fine_tuned_and_probed(tmp_path: Path) -> None:
     cfg = ssl_config(
         {"name": "simclr", "head_depth": 3},
         tmp_path=tmp_path,
-        engine={"name": "staged", "stages": 2, "schedule": "naive", "threads": 1,
+        engine={"stages": 2, "schedule": "naive", "threads": 1,
                 "boundaries": [1]},
     )  # fmt: skip
     outcomes = spawn(tmp_path, _staged_run, cfg)

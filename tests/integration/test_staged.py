@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.config.engine import EngineConfig
+from beyond_backprop.engines.local import StageEngine
 from beyond_backprop.engines.schedules import check_schedule
-from beyond_backprop.engines.staged import StageEngine
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Wiring
+from beyond_backprop.rules.registry import default_wirings
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
 
@@ -22,7 +24,6 @@ def config(schedule: str, **train: Any) -> ExperimentConfig:
     return tiny_config(
         model={"arch": "mlp", "hidden": [16, 16, 16]},
         engine={
-            "name": "staged",
             "stages": 2,
             "schedule": schedule,
             "threads": 1,
@@ -73,13 +74,18 @@ def test_gpipe_backprop_equals_one_process_backprop_of_the_mean_loss(tmp_path: P
 
 
 def test_schedules_refuse_wirings_they_cannot_serve() -> None:
-    rules = {name: RULES.get(name).wiring for name in RULES.names()}
-    message = check_schedule("pipelined", "backprop", RULES.get("backprop").wiring, rules)
+    rules = default_wirings()
+    staged = {
+        name: EngineConfig(stages=2, schedule=name) for name in ("pipelined", "gpipe", "naive")
+    }
+    message = check_schedule(staged["pipelined"], "backprop", rules["backprop"], rules)
     assert message is not None
     assert message.startswith("engine.schedule: 'pipelined' serves wirings with backward 'none'")
     assert "schedules for 'backprop': naive, gpipe" in message
-    assert check_schedule("gpipe", "x", Wiring(backward="none"), rules) is not None
-    assert check_schedule("naive", "x", Wiring(backward="output_error"), rules) is None
+    assert check_schedule(staged["gpipe"], "x", Wiring(backward="none"), rules) is not None
+    assert check_schedule(staged["naive"], "x", Wiring(backward="output_error"), rules) is None
+    one = check_schedule(EngineConfig(schedule="pipelined"), "dgl", rules["dgl"], rules)
+    assert one is not None and "'pipelined' needs engine.stages >= 2" in one
 
 
 def _dies_at_step_3(rank: int, cfg: ExperimentConfig) -> str:
@@ -109,7 +115,8 @@ def _stop_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str
     import torch.distributed as dist
 
     from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
-    from beyond_backprop.tracking.recorder import RunRecorder, rank_state_file
+    from beyond_backprop.tracking.recorder import RunRecorder
+    from beyond_backprop.tracking.run_dir import state_file_name
 
     path = Path(run_dir)
     first = StageEngine(experiment_for(cfg, True), [2])
@@ -117,12 +124,12 @@ def _stop_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str
     # only rank 1 is asked to stop: the ranks must agree and stop at the same step
     first.should_stop = lambda: rank == 1 and first.step >= 5
     stopped = first.train()
-    loaded = load_latest_checkpoint(path, file_name=rank_state_file(rank))
+    loaded = load_latest_checkpoint(path, file_name=state_file_name(rank))
     assert loaded is not None
     second = StageEngine(experiment_for(cfg, True), [2])
     second.load_state_dict(loaded[1])
     second.train()
-    second.gather_parameters()
+    second.stepper.gather_parameters()
     return {
         "stopped_at": stopped["steps"],
         "stack": second.exp.stack.state_dict() if rank == 0 else None,
@@ -132,7 +139,7 @@ def _stop_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str
 def test_stop_on_one_rank_checkpoints_all_and_resume_is_bitwise(tmp_path: Path) -> None:
     cfg = tiny_config(
         model={"arch": "mlp", "hidden": [16, 16, 16]},
-        engine={"name": "staged", "stages": 2, "schedule": "pipelined", "threads": 1,
+        engine={"stages": 2, "schedule": "pipelined", "threads": 1,
                 "stop_check_every": 2},
         train={"epochs": 2},
     )  # fmt: skip
@@ -147,7 +154,7 @@ def test_stop_on_one_rank_checkpoints_all_and_resume_is_bitwise(tmp_path: Path) 
 def test_async_in_order_is_bitwise_the_synchronous_run(tmp_path: Path) -> None:
     cfg = tiny_config(
         model={"arch": "mlp", "hidden": [16, 16, 16]},
-        engine={"name": "staged", "stages": 2, "schedule": "async", "threads": 1,
+        engine={"stages": 2, "schedule": "async", "threads": 1,
                 "replay": {"order": "in_order"}},
         train={"epochs": 2},
     )  # fmt: skip
@@ -172,7 +179,7 @@ def _async_terms(rank: int, cfg: ExperimentConfig) -> dict[str, Any]:
 def test_async_replay_runs_and_logs_staleness(tmp_path: Path) -> None:
     cfg = tiny_config(
         model={"arch": "mlp", "hidden": [16, 16, 16]},
-        engine={"name": "staged", "stages": 2, "schedule": "async", "threads": 1,
+        engine={"stages": 2, "schedule": "async", "threads": 1,
                 "replay": {"size": 4, "sampling": "uniform"}},
         train={"epochs": 3},
     )  # fmt: skip
@@ -201,10 +208,11 @@ def test_every_rule_trains_bitwise_the_same_on_two_stages(rule: str, tmp_path: P
     the contrastive rules: the classifier block sits out)."""
     from beyond_backprop.config import load_config
 
-    schedule = "pipelined" if RULES.get(rule).wiring.backward == "none" else "naive"
     preset = Path(__file__).parents[2] / "configs" / "smoke" / f"{rule}.yaml"
+    options = load_config(preset).rule.options
+    schedule = "pipelined" if RULES.get(rule)(options).wiring.backward == "none" else "naive"
     cfg = load_config(preset, [
-        "engine.name=staged", "engine.stages=2", f"engine.schedule={schedule}",
+        "engine.stages=2", f"engine.schedule={schedule}",
         "engine.threads=1", "train.max_steps=4",
     ])  # fmt: skip
     staged = ok(spawn(tmp_path, train_staged, cfg, False, [1]))
@@ -223,7 +231,7 @@ def dni_config(schedule: str, *overrides: str, **train: Any) -> ExperimentConfig
 
     preset = Path(__file__).parents[2] / "configs" / "smoke" / "dni.yaml"
     return load_config(preset, [
-        "engine.name=staged", "engine.stages=2", f"engine.schedule={schedule}",
+        "engine.stages=2", f"engine.schedule={schedule}",
         "engine.threads=1", "engine.stop_check_every=1", "train.diagnostics_every=null",
         *(f"train.{key}={value}" for key, value in train.items()), *overrides,
     ])  # fmt: skip
@@ -238,10 +246,11 @@ def _updates_before_messages(
     import time
 
     engine = StageEngine(experiment_for(cfg, False), [1])
-    channel, report = engine.stage.channel, {"received_before_update": None, "waited": None}
+    channel, report = engine.stepper.stage.channel, {"received_before_update": None, "waited": None}
     if rank != holder:
         received = [0]
-        receive, step_optimizers = getattr(channel, recv), engine._step_optimizers
+        optimizers = engine.stepper.optimizers
+        receive, step_optimizers = getattr(channel, recv), optimizers.step
 
         def counting(*args):  # type: ignore[no-untyped-def]
             received[0] += 1
@@ -254,7 +263,7 @@ def _updates_before_messages(
                 Path(flag).touch()
 
         setattr(channel, recv, counting)
-        engine._step_optimizers = stepping  # type: ignore[method-assign]
+        optimizers.step = stepping  # type: ignore[method-assign]
     else:
         sending = getattr(channel, send)
 
@@ -306,19 +315,22 @@ def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dic
     import torch.distributed as dist
 
     from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
-    from beyond_backprop.tracking.recorder import RunRecorder, rank_state_file
+    from beyond_backprop.tracking.recorder import RunRecorder
+    from beyond_backprop.tracking.run_dir import state_file_name
 
     first = StageEngine(experiment_for(cfg, False), [1])
     first.recorder = RunRecorder(Path(run_dir), 2, rank=rank, barrier=dist.barrier)
     first.should_stop = lambda: first.step >= 5
     first.train()
-    loaded = load_latest_checkpoint(Path(run_dir), file_name=rank_state_file(rank))
+    loaded = load_latest_checkpoint(Path(run_dir), file_name=state_file_name(rank))
     assert loaded is not None
     second = StageEngine(experiment_for(cfg, False), [1])
     second.load_state_dict(loaded[1])
-    pending = second.stage.late is not None  # the late gradient (a late input: rank 1 only)
+    pending = (
+        second.stepper.schedule.late is not None
+    )  # the late gradient (a late input: rank 1 only)
     second.train()
-    second.gather_parameters()
+    second.stepper.gather_parameters()
     return {"pending": pending, "stack": second.exp.stack.state_dict() if rank == 0 else None,
             "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from beyond_backprop.config import ExperimentConfig
-from beyond_backprop.engines.staged import StageEngine
+from beyond_backprop.engines.local import StageEngine
 from tests.integration.staged_harness import (
     experiment_for,
     gathered,
@@ -38,7 +38,7 @@ def test_pipelined_inpaint_is_bitwise_the_local_engine(tmp_path: Path) -> None:
         channels=(4, 6, 8),
         data={"name": "digits", "batch_size": 32, "train_limit": 128},
         train={"epochs": 2, "log_every": 2},
-        engine={"name": "staged", "stages": 2, "schedule": "pipelined", "threads": 1},
+        engine={"stages": 2, "schedule": "pipelined", "threads": 1},
     )
     staged = ok(spawn(tmp_path, _reseeded_stages, cfg))
     local = train_local(cfg, False)
@@ -61,7 +61,7 @@ def test_end_to_end_pretext_on_two_stages_equals_one_process(schedule: str, tmp_
                "batch_norm": False},
         data={"name": "digits", "batch_size": 32, "train_limit": 128},
         train={"epochs": 1, "log_every": 2},
-        engine={"name": "staged", "stages": 2, "schedule": schedule, "threads": 1,
+        engine={"stages": 2, "schedule": schedule, "threads": 1,
                 "microbatches": 4},
     )  # fmt: skip
     staged = ok(spawn(tmp_path, train_staged, cfg, False, [1]))

@@ -59,7 +59,7 @@ def train(
     ] = None,
 ) -> None:
     """Train one run with the LocalEngine and print its result."""
-    from beyond_backprop.runner import resume_run, start_run
+    from beyond_backprop.run import resume_run, start_run
 
     flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
@@ -77,9 +77,9 @@ def train(
                 ["bbp train needs --config FILE (or --resume RUN_DIR); presets are in configs/"]
             )
         cfg = load_config(config, overrides or [])
-        if cfg.engine.name == "staged":
+        if cfg.engine.staged:
             raise ConfigError(
-                [f"engine.name 'staged' runs one process per stage: use "
+                [f"engine.stages: {cfg.engine.stages} runs one process per stage: use "
                  f"bbp launch --nproc {cfg.engine.stages} --config {config}"]
             )  # fmt: skip
         console.print(

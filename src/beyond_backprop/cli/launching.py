@@ -7,7 +7,7 @@ from pathlib import Path
 
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import ConfigError
-from beyond_backprop.runner import CONFIG_FILE
+from beyond_backprop.tracking.run_dir import RunDir
 
 
 def torchrun_command(
@@ -22,7 +22,7 @@ def torchrun_command(
     stop_after: int | None,
 ) -> list[str]:
     """Check the config for a staged run of ``nproc * nnodes`` stages (all problems at once)
-    and return the torchrun command; a local config is switched to the staged engine."""
+    and return the torchrun command; a one-process config gets ``engine.stages`` set."""
     if nproc < 1 or nnodes < 1:
         raise ConfigError([f"--nproc {nproc} / --nnodes {nnodes}: both must be >= 1"])
     world = nproc * nnodes
@@ -32,15 +32,15 @@ def torchrun_command(
             raise ConfigError(
                 ["--resume continues a run with its own config.yaml: drop --config/--set"]
             )
-        load_config(resume / CONFIG_FILE)  # a clear error for a missing or bad run dir
+        load_config(RunDir(resume).config)  # a clear error for a missing or bad run dir
         worker += ["--resume", str(resume)]
     else:
         if config is None:
             raise ConfigError(["bbp launch needs --config FILE (or --resume RUN_DIR)"])
         cfg = load_config(config, overrides)
         extra = []
-        if cfg.engine.name != "staged":
-            extra = ["engine.name=staged", f"engine.stages={world}"]
+        if cfg.engine.stages == 1:
+            extra = [f"engine.stages={world}"]
         elif cfg.engine.stages != world:
             raise ConfigError(
                 [f"engine.stages is {cfg.engine.stages} but --nproc {nproc} x --nnodes {nnodes} "

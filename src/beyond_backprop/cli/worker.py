@@ -18,9 +18,10 @@ import torch.distributed as dist
 
 from beyond_backprop.cli.app import StopFlag, summary_line
 from beyond_backprop.config import load_config
-from beyond_backprop.engines.launch import init_process_group, run_staged
+from beyond_backprop.engines.process_group import init_process_group
 from beyond_backprop.errors import BeyondBackpropError
-from beyond_backprop.runner import CONFIG_FILE
+from beyond_backprop.run import resume_run, start_run
+from beyond_backprop.tracking.run_dir import RunDir
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,12 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
     try:
-        path = args.resume / CONFIG_FILE if args.resume else args.config
+        path = RunDir(args.resume).config if args.resume else args.config
         config = load_config(path, args.overrides)
         init_process_group(config, rank, int(os.environ["WORLD_SIZE"]))
-        result = run_staged(
-            config, resume=args.resume, stop_after=args.stop_after, should_stop=flag
-        )
+        if args.resume:
+            result = resume_run(args.resume, stop_after=args.stop_after, should_stop=flag)
+        else:
+            result = start_run(config, stop_after=args.stop_after, should_stop=flag)
         # no rank tears its process group down while another is still in a collective or a
         # send: a rank that exits early can abort a peer's gloo teardown (SIGABRT, exit 1)
         dist.barrier()

@@ -116,7 +116,6 @@ def _entry_variants(
         label = f"{name}-{stages}stage-{schedule}"
         data["engine"] = {
             **data.get("engine", {}),
-            "name": "staged",
             "stages": stages,
             "schedule": schedule,
         }

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from beyond_backprop.config.engine import EngineConfig, TrainConfig
+from beyond_backprop.config.optim import OptimConfig
 from beyond_backprop.data.config import DataConfig
-from beyond_backprop.engines.config import EngineConfig, TrainConfig
-from beyond_backprop.engines.optim import OptimConfig
 from beyond_backprop.models.cnn import CNNConfig  # noqa: F401  (registers "cnn")
 from beyond_backprop.models.mlp import MLPConfig
 

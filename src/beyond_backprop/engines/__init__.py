@@ -1,5 +1,6 @@
-"""Engines: where and when blocks run (``engines.local.LocalEngine``: one process).
+"""Engines: where and when blocks run. ``trainer.Trainer`` is the one training loop; it drives
+a step object (``protocol.Step``): one process (``local.LocalEngine``) or one stage of many
+(``local.StageEngine``), under the schedule ``engine.schedule`` names (``schedules/``).
 
-Import engines from their modules; this package init stays empty so that the config schema
-can import ``engines.config`` and ``engines.optim`` without pulling in the engines.
+Import engines from their modules; this package init stays empty.
 """

@@ -1,4 +1,5 @@
-"""Point-to-point tensors between stages, each preceded by a small shape/dtype header.
+"""``DistChannel``: point-to-point tensors between stages over ``torch.distributed``, each
+preceded by a small shape/dtype header.
 
 A receiver cannot know the shape of what comes (the last batch of an epoch is smaller; a rule
 may send an error of the output's shape), so every message is two transfers: a fixed-size
@@ -6,7 +7,7 @@ int64 header (kind, dtype code, number of dims, sizes) and then the payload. Nam
 (a rule's ``outbox``) travel as a count followed by (name, tensor) pairs.
 
 Sends are non-blocking (``isend``): a stage hands its output to the next stage and goes on
-with its own work, which is what lets stages overlap. ``Channel.flush`` waits for what is
+with its own work, which is what lets stages overlap. ``flush`` waits for what is
 still in flight; the buffers stay referenced until then.
 """
 
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from beyond_backprop.errors import BeyondBackpropError
+from beyond_backprop.engines.channel import Channel, StageError
 
 MAX_DIMS = 6
 HEADER = 3 + MAX_DIMS
@@ -31,44 +32,24 @@ DTYPES = [
 ]  # fmt: skip
 
 
-class StageError(BeyondBackpropError):
-    """A stage lost contact with another (it died, hung past the timeout, or closed)."""
-
-    exit_code = 4
-
-
-class Channel:
-    """Messages between this rank and the others, with failures turned into ``StageError``."""
+class DistChannel(Channel):
+    """A ``Channel`` over ``torch.distributed`` point-to-point calls, with failures turned into
+    ``StageError`` naming the peer stage."""
 
     def __init__(self, rank: int, device: torch.device | None = None) -> None:
-        self.rank = rank
+        super().__init__(rank)
         self.device = device or torch.device("cpu")
         self._in_flight: list[tuple[Any, Tensor]] = []
-        self.wait_seconds = 0.0
-        """Time spent blocked in ``recv``: idle time waiting for another stage."""
-        self.waits: list[tuple[float, float]] | None = None
-        """When a list (tracing on), every blocked ``recv`` as (start, end) perf_counter times."""
 
-    # -- sending ---------------------------------------------------------------------------
     def send(self, tensor: Tensor, dst: int) -> None:
-        """Queue ``tensor`` for rank ``dst`` (returns at once)."""
         payload = tensor.detach().contiguous()
         self._isend(_header(TENSOR, payload), dst)
         self._isend(payload.to(torch.uint8) if payload.dtype == torch.bool else payload, dst)
 
     def send_stop(self, dst: int) -> None:
-        """Tell ``dst`` that nothing more comes from this rank."""
         self._isend(_header(STOP, None), dst)
 
-    def send_named(self, messages: dict[str, Tensor], dst: int) -> None:
-        """Send a mapping of named tensors (possibly empty)."""
-        self.send(torch.tensor([len(messages)], dtype=torch.int64), dst)
-        for name, tensor in sorted(messages.items()):
-            self.send(torch.tensor(list(name.encode()), dtype=torch.uint8), dst)
-            self.send(tensor, dst)
-
     def flush(self) -> None:
-        """Wait until every queued send has completed."""
         for work, _ in self._in_flight:
             self._guard(work.wait, "send to", -1)
         self._in_flight.clear()
@@ -80,10 +61,7 @@ class Channel:
             self._in_flight[0][0].wait()
             self._in_flight.pop(0)
 
-    # -- receiving -------------------------------------------------------------------------
     def recv(self, src: int, track: bool = True) -> Tensor | None:
-        """The next tensor from ``src``, or None when ``src`` sent STOP; ``track=False`` for
-        receives off the training thread, whose waits are not the stage's idle time."""
         header = torch.empty(HEADER, dtype=torch.int64)
         started = time.perf_counter()
         self._guard(lambda: dist.recv(header, src), "receive from", src)
@@ -98,31 +76,6 @@ class Channel:
         tensor = torch.empty(shape, dtype=wire, device=self.device)
         self._guard(lambda: dist.recv(tensor, src), "receive from", src)
         return tensor.to(dtype)
-
-    def note_wait(self, started: float, ended: float) -> None:
-        """Count ``ended - started`` as time the stage spent waiting for another."""
-        self.wait_seconds += ended - started
-        if self.waits is not None:
-            self.waits.append((started, ended))
-
-    def recv_required(self, src: int, track: bool = True) -> Tensor:
-        """The next tensor from ``src``; STOP here is a protocol error."""
-        tensor = self.recv(src, track)
-        if tensor is None:
-            raise StageError(f"stage {self.rank} expected a tensor from stage {src}, got STOP")
-        return tensor
-
-    def recv_named(self, src: int) -> dict[str, Tensor]:
-        """A mapping sent by ``send_named``."""
-        return self.recv_named_body(src, int(self.recv_required(src)[0]))
-
-    def recv_named_body(self, src: int, count: int, track: bool = True) -> dict[str, Tensor]:
-        """The ``count`` (name, tensor) pairs of a named message whose count was received."""
-        messages = {}
-        for _ in range(count):
-            name = bytes(self.recv_required(src, track).tolist()).decode()
-            messages[name] = self.recv_required(src, track)
-        return messages
 
     def _guard(self, call: Callable[[], Any], what: str, peer: int) -> Any:
         try:

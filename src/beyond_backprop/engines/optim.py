@@ -4,55 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """The optimizer every block (and its local modules) gets, and its schedule."""
-
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    """Optimizer: SGD with momentum, Adam or AdamW."""
-    lr: float = 0.05
-    """Peak learning rate."""
-    momentum: float = 0.9
-    """SGD momentum."""
-    nesterov: bool = False
-    """Nesterov momentum for SGD."""
-    weight_decay: float = 0.0
-    """L2 penalty (decoupled for AdamW)."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """Adam's moment decay rates."""
-    schedule: Literal["constant", "cosine", "step"] = "cosine"
-    """``constant``; ``cosine`` decay to 0 over training; ``step``: times ``gamma`` at each
-    milestone."""
-    warmup_steps: int = 0
-    """Linear warm-up from 0 over this many steps."""
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    """For ``step``: fractions of training at which the rate is multiplied by ``gamma``."""
-    gamma: float = 0.1
-    """For ``step``: the factor at each milestone."""
-
-    def problems(self) -> list[tuple[str, str]]:
-        """(field, message) for every invalid value."""
-        found = []
-        if not self.lr > 0:
-            found.append(("lr", f"{self.lr} is invalid: must be > 0"))
-        if not 0 <= self.momentum < 1:
-            found.append(("momentum", f"{self.momentum} is invalid: must be in [0, 1)"))
-        if self.weight_decay < 0:
-            found.append(("weight_decay", f"{self.weight_decay} is invalid: must be >= 0"))
-        if self.warmup_steps < 0:
-            found.append(("warmup_steps", f"{self.warmup_steps} is invalid: must be >= 0"))
-        if any(not 0 < m < 1 for m in self.milestones):
-            found.append(("milestones", f"{list(self.milestones)} is invalid: each in (0, 1)"))
-        if self.nesterov and self.name == "sgd" and self.momentum == 0:
-            found.append(("nesterov", "true needs momentum > 0"))
-        return found
+from beyond_backprop.config.optim import OptimConfig
 
 
 def build_optimizer(params: Iterable[nn.Parameter], config: OptimConfig) -> torch.optim.Optimizer:
@@ -81,3 +38,37 @@ def lr_at(step: int, total_steps: int, config: OptimConfig) -> float:
     if config.schedule == "step":
         return config.lr * config.gamma ** sum(progress >= m for m in config.milestones)
     return config.lr
+
+
+class BlockOptimizers:
+    """One optimizer per block, over the block's parameters and its local module's (None for
+    a block without parameters); the learning rate is set every step (``lr_at``)."""
+
+    def __init__(self, parameters: Iterable[list[nn.Parameter]], config: OptimConfig) -> None:
+        self.optimizers = [build_optimizer(p, config) if p else None for p in parameters]
+
+    def prepare(self, blocks: Iterable[int], lr: float) -> None:
+        """Set this step's learning rate and clear the gradients of ``blocks``."""
+        for k in blocks:
+            optimizer = self.optimizers[k]
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+
+    def step(self, blocks: Iterable[int]) -> None:
+        """Apply the update of ``blocks``."""
+        for k in blocks:
+            optimizer = self.optimizers[k]
+            if optimizer is not None:
+                optimizer.step()
+
+    def state_dict(self) -> list[dict[str, Any] | None]:
+        """Every optimizer's state (None for a block without one)."""
+        return [o.state_dict() if o else None for o in self.optimizers]
+
+    def load_state_dict(self, state: list[dict[str, Any] | None]) -> None:
+        """Restore what ``state_dict`` saved."""
+        for optimizer, saved in zip(self.optimizers, state, strict=True):
+            if optimizer is not None and saved is not None:
+                optimizer.load_state_dict(saved)

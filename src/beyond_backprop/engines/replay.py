@@ -10,41 +10,10 @@ pushes and draws with the same generator state gets the same samples.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """The replay buffers and the simulated update order of ``engine.mode: async_sim``."""
-
-    size: int = 50
-    """Capacity of each buffer (the oldest entry is dropped when a new one arrives)."""
-    sampling: Literal["uniform", "newest"] = "uniform"
-    """``uniform``: a module draws any stored entry at random (DGL's replay);
-    ``newest``: it takes the latest one. Drawing never removes an entry."""
-    order: Literal["in_order", "shuffled"] = "shuffled"
-    """The order the modules step in within a tick: bottom-up, or a seeded permutation."""
-    slow_block: int | None = None
-    """A module slowed down (DGL's slow-module experiment); None: none."""
-    slowdown: float = 1.0
-    """The slow module steps with probability ``1 / slowdown`` in each tick."""
-
-    def problems(self) -> list[tuple[str, str]]:
-        """(field, message) for every invalid value."""
-        found = []
-        if self.size < 1:
-            found.append(("size", f"{self.size} is invalid: must be >= 1"))
-        if self.slowdown < 1.0:
-            found.append(("slowdown", f"{self.slowdown} is invalid: must be >= 1"))
-        if self.slow_block is not None and self.slow_block < 1:
-            found.append(
-                ("slow_block", f"{self.slow_block} is invalid: must be >= 1 (module 0 reads data)")
-            )
-        return found
 
 
 class ReplayBuffer:

@@ -1,22 +1,15 @@
-"""``Stage``: this process's part of a staged run, and what its schedules share."""
+"""``Stage``: this process's part of a staged run, and what every schedule does with it
+(receive, run the blocks, send); a schedule decides when."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from beyond_backprop.engines.messages import Channel
-from beyond_backprop.engines.step import (
-    Late,
-    backward_blocks,
-    forward_blocks,
-    frozen_forward,
-    learn_late,
-)
-from beyond_backprop.errors import WiringError
+from beyond_backprop.engines.channel import Channel
+from beyond_backprop.engines.step import backward_blocks, forward_blocks, frozen_forward
 from beyond_backprop.models import BlockStack
 from beyond_backprop.rules.base import Batch, LearningRule
 
@@ -43,16 +36,8 @@ class Stage:
     locals: list[nn.Module | None]
     channel: Channel
     partition: list[range]
-    microbatches: int = 1
-    inbox: Any = None
-    """The ``async`` schedule's ``ActivationInbox`` (None otherwise)."""
     active: range = range(0)
     """The blocks that learn in this step (all stages agree: it is a function of the epoch)."""
-    late: Late | None = None
-    """The ``decoupled`` schedule's update whose gradient from above is still to come."""
-    late_input: Late | None = None
-    """Forward unlocking: the update made on a synthetic input, with the real input that
-    came after it (learned from at the next step)."""
 
     @property
     def first(self) -> bool:
@@ -102,34 +87,6 @@ class Stage:
             self.channel.send(pairs[-1][1] if pairs else x, self.rank + 1)
         return pairs
 
-    @property
-    def unlocked(self) -> bool:
-        """Forward unlocking: a stage above the first under a ``synthetic`` forward wiring
-        learns from the rule's synthetic input instead of waiting for the real one."""
-        return not self.first and self.rule.wiring.forward == "synthetic"
-
-    def forward_synthetic(self, batch: Batch) -> Pairs:
-        """Run the stage's blocks for learning on the rule's synthetic input (nothing is
-        received or sent: the real input comes after the update, ``pass_real_input``)."""
-        start = self.blocks.start
-        x = self.rule.synthetic_input(start, self.locals[start], batch)
-        if x is None:
-            raise WiringError(f"the rule gives block {start} no synthetic input to start from")
-        modules = list(self.stack.blocks[start : self.blocks.stop])
-        return forward_blocks(modules, start, x.detach(), self.rule.wiring.needs_input_grad)
-
-    def pass_real_input(self, batch: Batch, step: int, epoch: int) -> None:
-        """After a forward-unlocked update: receive the real input, keep it for the rule to
-        learn from (``late_terms`` at the next step), and pass the real output up."""
-        x = self.channel.recv_required(self.rank - 1)
-        start = self.blocks.start
-        with torch.no_grad():
-            out = self.stack.forward_range(x, start, self.blocks.stop)
-        empty = x.new_empty(0)
-        self.late_input = Late(start, step, epoch, x, empty, batch.x, batch.y, {"input": x})
-        if not self.top:
-            self.channel.send(out, self.rank + 1)
-
     def backward(
         self, pairs: Pairs, batch: Batch, step: int, epoch: int, inbox: Messages,
         scale: float = 1.0, synthetic_first: bool = False,
@@ -145,19 +102,3 @@ class Stage:
         if result.grad_below is not None:
             down["grad"] = result.grad_below
         return result.terms, down
-
-    def await_late(self) -> None:
-        """Receive the gradient the pending late update waits for (the stage above sent it
-        after its step; keep it, to learn from at the next step)."""
-        if self.late is not None and "grad" not in self.late.inbox:
-            self.late.inbox["grad"] = self.channel.recv_named(self.rank + 1)["grad"]
-
-    def learn_late(self) -> Terms:
-        """The rule's late terms for the pending updates, once their signals are here."""
-        self.await_late()
-        terms: Terms = {}
-        for late in (self.late, self.late_input):
-            if late is not None:
-                terms.update(learn_late(self.rule, self.locals, late, len(self.stack)))
-        self.late = self.late_input = None
-        return terms

@@ -10,8 +10,6 @@ from beyond_backprop.tracking.atomic import (
     is_temp,
 )
 from beyond_backprop.tracking.checkpoint import (
-    LATEST_POINTER,
-    STATE_FILE,
     check_weights_only_safe,
     checkpoint_dir,
     commit_checkpoint,
@@ -22,7 +20,6 @@ from beyond_backprop.tracking.checkpoint import (
 from beyond_backprop.tracking.meta import collect_meta, git_state, package_version
 from beyond_backprop.tracking.metrics import (
     MetricsWriter,
-    metrics_file_name,
     read_metrics,
     truncate_after,
 )
@@ -35,11 +32,16 @@ from beyond_backprop.tracking.rng import (
 from beyond_backprop.tracking.run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    LATEST_POINTER,
     META_FILE,
     METRICS_FILE,
+    STATE_FILE,
     SUMMARY_FILE,
+    RunDir,
     create_run_dir,
+    metrics_file_name,
     open_run_dir,
+    state_file_name,
 )
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "STATE_FILE",
     "SUMMARY_FILE",
     "MetricsWriter",
+    "RunDir",
     "atomic_torch_save",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -73,5 +76,6 @@ __all__ = [
     "restore_numpy_generator",
     "restore_rng_state",
     "save_checkpoint",
+    "state_file_name",
     "truncate_after",
 ]

@@ -20,12 +20,10 @@ import torch
 
 from beyond_backprop.errors import CheckpointError
 from beyond_backprop.tracking.atomic import atomic_torch_save, atomic_write_text
-from beyond_backprop.tracking.run_dir import CHECKPOINTS_DIR
+from beyond_backprop.tracking.run_dir import CHECKPOINTS_DIR, LATEST_POINTER, STATE_FILE
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "state.pt"
-LATEST_POINTER = "latest"
 _STEP_DIR = re.compile(r"step-(\d+)")
 
 # What torch.load(weights_only=True) accepts (checked on torch 2.13); exact types, since

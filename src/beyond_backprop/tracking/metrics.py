@@ -18,16 +18,10 @@ from typing import Any
 
 from beyond_backprop.errors import CheckpointError
 from beyond_backprop.tracking.atomic import atomic_write_bytes
-from beyond_backprop.tracking.run_dir import METRICS_FILE
 
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-
-
-def metrics_file_name(rank: int | None = None) -> str:
-    """``metrics.jsonl`` for a single-process run, ``metrics.rank{r}.jsonl`` for rank ``r``."""
-    return METRICS_FILE if rank is None else f"metrics.rank{rank}.jsonl"
 
 
 def _scan(path: Path, data: bytes) -> tuple[list[tuple[bytes, Record]], int]:

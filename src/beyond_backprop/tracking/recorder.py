@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from beyond_backprop.tracking.checkpoint import commit_checkpoint, save_checkpoint
-from beyond_backprop.tracking.metrics import MetricsWriter, metrics_file_name
+from beyond_backprop.tracking.metrics import MetricsWriter
+from beyond_backprop.tracking.run_dir import metrics_file_name, state_file_name
 from beyond_backprop.tracking.tensorboard import TensorBoardWriter
 
 
@@ -57,7 +58,7 @@ class RunRecorder:
             save_checkpoint(self.run_dir, step, state, keep=self.keep)
             return
         save_checkpoint(
-            self.run_dir, step, state, file_name=rank_state_file(self.rank), commit=False
+            self.run_dir, step, state, file_name=state_file_name(self.rank), commit=False
         )
         if self.barrier is not None:
             self.barrier()  # every rank's file is on disk before the commit
@@ -71,8 +72,3 @@ class RunRecorder:
         self.metrics.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
-
-
-def rank_state_file(rank: int) -> str:
-    """A staged run's per-rank checkpoint file name."""
-    return f"rank{rank}.pt"

@@ -1,8 +1,10 @@
-"""The run directory: ``<root>/<name>/<YYYYMMDD-HHMMSS>_<rule>_s<seed>/`` and its file names."""
+"""The run directory: ``<root>/<name>/<YYYYMMDD-HHMMSS>_<rule>_s<seed>/``. ``RunDir`` is the
+one place where the names of a run's files are spelled."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +15,9 @@ META_FILE = "meta.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
+STATE_FILE = "state.pt"
+LATEST_POINTER = "latest"
+TENSORBOARD_DIR = "tensorboard"
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 
@@ -79,3 +84,62 @@ def open_run_dir(path: str | os.PathLike[str]) -> Path:
     if not (run_dir / CONFIG_FILE).is_file():
         raise CheckpointError(f"{run_dir} is not a run directory: it has no {CONFIG_FILE}")
     return run_dir
+
+
+def metrics_file_name(rank: int | None = None) -> str:
+    """``metrics.jsonl`` for a single-process run, ``metrics.rank{r}.jsonl`` for rank ``r``."""
+    return METRICS_FILE if rank is None else f"metrics.rank{rank}.jsonl"
+
+
+def state_file_name(rank: int | None = None) -> str:
+    """A checkpoint's state file: ``state.pt``, or ``rank{r}.pt`` for rank ``r`` of a staged run."""
+    return STATE_FILE if rank is None else f"rank{rank}.pt"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory and the paths of its files.
+
+    Examples:
+        >>> RunDir(Path("runs/mnist/20240501-120000_dgl_s0")).metrics(1).name
+        'metrics.rank1.jsonl'
+    """
+
+    path: Path
+
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], name: str, rule: str, seed: int) -> RunDir:
+        """A fresh run directory (``create_run_dir``)."""
+        return cls(create_run_dir(root, name, rule, seed))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        """An existing run directory (``open_run_dir``: it must hold ``config.yaml``)."""
+        return cls(open_run_dir(path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def meta(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    def metrics(self, rank: int | None = None) -> Path:
+        """The metrics file of the run (``rank`` None) or of one rank of a staged run."""
+        return self.path / metrics_file_name(rank)
+
+    def metrics_files(self) -> list[Path]:
+        """Every metrics file there is: the run's, or each rank's of a staged run."""
+        own = self.metrics()
+        if own.is_file():
+            return [own]
+        return sorted(self.path.glob(metrics_file_name(0).replace("0", "*")))

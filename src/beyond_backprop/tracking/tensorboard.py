@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TENSORBOARD_DIR = "tensorboard"
+from beyond_backprop.tracking.run_dir import TENSORBOARD_DIR
 
 
 def tensorboard_available() -> bool:

@@ -14,8 +14,7 @@ from beyond_backprop.tracking.checkpoint import (
     latest_checkpoint_step,
     load_latest_checkpoint,
 )
-from beyond_backprop.tracking.recorder import rank_state_file
-from beyond_backprop.tracking.run_dir import META_FILE
+from beyond_backprop.tracking.run_dir import META_FILE, state_file_name
 
 
 def load_run_weights(
@@ -48,7 +47,7 @@ def load_run_weights(
     model: dict[str, Any] = {}
     locals_: dict[str, Any] = {}
     for rank, (start, stop) in enumerate(stages):
-        loaded = load_latest_checkpoint(path, file_name=rank_state_file(rank))
+        loaded = load_latest_checkpoint(path, file_name=state_file_name(rank))
         assert loaded is not None
         state = loaded[1]
         for k in range(start, stop):

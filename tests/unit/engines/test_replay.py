@@ -69,7 +69,7 @@ def test_empty_buffer_and_bad_capacity() -> None:
 def test_bad_replay_options_are_reported_together() -> None:
     replay = {"size": 0, "slowdown": 0.5, "slow_block": 0, "sampling": "newst"}
     with pytest.raises(ConfigError) as error:
-        build_experiment_config({"engine": {"mode": "async_sim", "replay": replay}})
+        build_experiment_config({"engine": {"schedule": "async", "replay": replay}})
     message = str(error.value)
     assert "engine.replay.sampling: 'newst' is not one of" in message
     assert "did you mean 'newest'" in message

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from beyond_backprop.tracking.metrics import read_metrics
 from tests.helpers import tiny_config

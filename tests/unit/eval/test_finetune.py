@@ -21,7 +21,7 @@ from beyond_backprop.eval.finetune import (
 )
 from beyond_backprop.eval.semi_supervised import top_head
 from beyond_backprop.experiment import build_experiment
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.helpers import run_cli
 from tests.unit.rules.ssl_helpers import ssl_config
 

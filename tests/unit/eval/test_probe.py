@@ -22,7 +22,7 @@ from beyond_backprop.eval.probe import (
     pooled_size,
 )
 from beyond_backprop.experiment import build_experiment
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.helpers import tiny_config
 
 

@@ -13,7 +13,7 @@ from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.rules.base import Batch
 from beyond_backprop.rules.dfa import DirectFeedback
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from beyond_backprop.tracking.metrics import read_metrics
 from tests.helpers import tiny_config
 

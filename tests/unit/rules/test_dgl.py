@@ -16,7 +16,7 @@ from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from tests.helpers import tiny_config
 
@@ -114,7 +114,7 @@ def test_predictions_report_every_block_and_the_last_output() -> None:
 
 
 def _async(replay: dict[str, Any]) -> dict[str, Any]:
-    return {"mode": "async_sim", "threads": 1, "replay": replay}
+    return {"schedule": "async", "threads": 1, "replay": replay}
 
 
 @pytest.mark.parametrize("model", [CNN, MLP], ids=["cnn", "mlp"])
@@ -143,8 +143,7 @@ def test_async_sim_shuffled_is_seeded_and_differs_from_sync() -> None:
         config = tiny_config(model=MLP, rule={"name": "dgl"}, engine=engine_section)
         engine = LocalEngine(build_experiment(config))
         engine.train()
-        assert engine.simulator is not None or engine_section.get("mode") is None
-        return engine.state_dict()["model"], engine.simulator.updates if engine.simulator else []
+        return engine.state_dict()["model"], list(getattr(engine.stepper, "updates", []))
 
     replay = {"size": 4, "order": "shuffled", "slow_block": 2, "slowdown": 3.0}
     first, updates = run(_async(replay))
@@ -157,7 +156,7 @@ def test_async_sim_shuffled_is_seeded_and_differs_from_sync() -> None:
 
 
 def test_async_sim_refuses_a_rule_that_is_not_stale_ok() -> None:
-    with pytest.raises(WiringError, match=r"rule 'backprop' .*allow it: .*dgl"):
+    with pytest.raises(WiringError, match=r"rule 'backprop' .*rules it serves: .*dgl"):
         LocalEngine(build_experiment(tiny_config(engine=_async({}))))
 
 

@@ -17,7 +17,7 @@ from beyond_backprop.experiment import build_experiment
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from beyond_backprop.tracking.metrics import read_metrics
 from tests.helpers import tiny_config
 
@@ -90,7 +90,7 @@ def test_feedback_never_changes_and_is_checkpointed() -> None:
         for layer in feedback_layers(exp.stack)
         for p in (
             param
-            for opt in engine.optimizers
+            for opt in engine.stepper.optimizers.optimizers
             if opt
             for g in opt.param_groups
             for param in g["params"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.data.masks import MaskConfig, draw_masks, step_generator
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.schedules import check_schedule
@@ -23,7 +24,7 @@ from beyond_backprop.models.mlp import MLPConfig
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch
 from beyond_backprop.rules.inpaint import ReconstructionHead
-from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from tests.unit.rules.ssl_helpers import ssl_config
 
@@ -110,7 +111,9 @@ def test_end_to_end_equals_one_backward_pass_through_the_encoder() -> None:
     masked_l2(head(experiment, 1).decoder(h), *batch.views[:2]).backward()
     for a, p in zip(ours, stack.blocks[:-1].parameters(), strict=True):
         torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-7)
-    message = check_schedule("pipelined", "inpaint", rule.wiring, {})
+    message = check_schedule(
+        EngineConfig(stages=2, schedule="pipelined"), "inpaint", rule.wiring, {}
+    )
     assert message is not None and "schedules for 'inpaint': naive, gpipe" in message
 
 

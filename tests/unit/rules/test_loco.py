@@ -15,7 +15,7 @@ from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses import nt_xent
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from tests.unit.rules.ssl_helpers import ssl_config
 

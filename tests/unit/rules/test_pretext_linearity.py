@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.unit.rules.ssl_helpers import ssl_config
 
 

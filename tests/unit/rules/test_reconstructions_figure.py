@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.unit.rules.ssl_helpers import ssl_config
 
 

@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from beyond_backprop.errors import CheckpointError
-from beyond_backprop.tracking.metrics import (
-    MetricsWriter,
-    metrics_file_name,
-    read_metrics,
-    truncate_after,
-)
+from beyond_backprop.tracking.metrics import MetricsWriter, read_metrics, truncate_after
+from beyond_backprop.tracking.run_dir import metrics_file_name
 
 
 def fake_clock(times: list[float]) -> Iterator[float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from beyond_backprop.errors import ConfigError
-from beyond_backprop.runner import resume_run, start_run
+from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking import tensorboard
 from beyond_backprop.tracking.metrics import read_metrics
 from beyond_backprop.tracking.tensorboard import scalar_tag

@@ -1,4 +1,4 @@
-"""``engine.mode: async_sim``: DGL's asynchronous training with replay buffers, simulated in
+"""``async`` on one process: DGL's asynchronous training with replay buffers, simulated in
 one process with a seeded update order, so it is reproducible on one core.
 
 Module 0 reads the data; every module k > 0 reads from a replay buffer that module k-1 fills
@@ -12,59 +12,48 @@ buffers of size 1, ``in_order`` updates and no slow module this is exactly synch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from beyond_backprop.engines.replay import ReplayBuffer, ReplayConfig
+from beyond_backprop.engines.protocol import Terms
+from beyond_backprop.engines.replay import ReplayBuffer
+from beyond_backprop.engines.schedules.one_process import OneProcessStep
+from beyond_backprop.engines.schedules.registry import register_schedule
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
-from beyond_backprop.rules import RULES
-from beyond_backprop.rules.base import Batch
+from beyond_backprop.rules.base import Batch, Wiring
 
 
-def check_async_allowed(experiment: Experiment) -> None:
-    """Refuse a rule that does not tolerate stale updates, naming the rules that do."""
-    if experiment.rule.wiring.stale_ok:
-        return
-    allowed = [name for name in RULES if RULES.get(name).wiring.stale_ok]
-    raise WiringError(
-        f"engine.mode: async_sim needs a rule whose wiring is stale_ok; rule "
-        f"{experiment.config.rule.name!r} is not (rules that allow it: {', '.join(allowed)})"
-    )
-
-
-class AsyncSimulator:
+@register_schedule("async", staged=False)
+class ReplaySimulation(OneProcessStep):
     """The replay buffers and the seeded schedule of the simulated asynchronous modules.
 
     Args:
-        experiment: the built experiment (its stack, rule and locals).
-        optimizers: one optimizer per block (None for a block without parameters).
-        config: buffer size, sampling, update order and slow module.
-        seed: seeds the simulator's own generator (the order, the draws); the global RNG is
-            left to the model and the data.
+        experiment: the built experiment (its stack, rule and locals); ``engine.replay`` gives
+            buffer size, sampling, update order and slow module; ``seed`` seeds the
+            simulator's own generator (the order, the draws), the global RNG is left to the
+            model and the data.
     """
 
-    def __init__(
-        self,
-        experiment: Experiment,
-        optimizers: Sequence[torch.optim.Optimizer | None],
-        config: ReplayConfig,
-        seed: int,
-    ) -> None:
-        check_async_allowed(experiment)
+    serves_what = "wirings with stale_ok"
+
+    @classmethod
+    def serves(cls, wiring: Wiring) -> bool:
+        return wiring.stale_ok
+
+    def __init__(self, experiment: Experiment) -> None:
+        super().__init__(experiment)
+        config = experiment.config.engine.replay
         n = len(experiment.stack)
         if config.slow_block is not None and config.slow_block >= n:
             raise WiringError(
                 f"engine.replay.slow_block: {config.slow_block} is invalid: the stack has "
                 f"{n} blocks (valid: 1..{n - 1})"
             )
-        self.exp = experiment
-        self.optimizers = optimizers
         self.config = config
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(experiment.config.seed)
         self.buffers = [
             ReplayBuffer(config.size, config.sampling, self.generator) for _ in range(n - 1)
         ]
@@ -72,12 +61,14 @@ class AsyncSimulator:
         self.updates = [0] * n
         """How many updates each module made (a slow module makes fewer)."""
 
-    def tick(self, batch: Batch, epoch: int, step: int, lr: float) -> dict[tuple[int, str], float]:
+    def step(self, batch: Batch, step: int, epoch: int, lr: float) -> Terms:
         """Consume one training batch: every module takes its turn once."""
         n = len(self.exp.stack)
         active = list(self.exp.rule.active_blocks(epoch, n))
         if active != list(range(n)):
-            raise WiringError(f"async_sim trains every block at once; the rule gave {active}")
+            raise WiringError(
+                f"the async schedule trains every block at once; the rule gave {active}"
+            )
         if self.config.order == "in_order":
             order = list(range(n))
         else:
@@ -102,16 +93,11 @@ class AsyncSimulator:
         self, k: int, batch: Batch, epoch: int, step: int, lr: float
     ) -> dict[tuple[int, str], float]:
         exp = self.exp
-        optimizer = self.optimizers[k]
-        if optimizer is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
+        self.optimizers.prepare([k], lr)
         block = exp.stack.blocks[k]
         pairs = forward_blocks([block], k, batch.x, exp.rule.wiring.needs_input_grad)
         result = backward_blocks(exp.rule, exp.locals, pairs, k, len(exp.stack), batch, step, epoch)
-        if optimizer is not None:
-            optimizer.step()
+        self.optimizers.step([k])
         self.updates[k] += 1
         if k + 1 < len(exp.stack):
             # the output was computed before this module's update, as in a synchronous step
@@ -119,15 +105,18 @@ class AsyncSimulator:
         return result.terms
 
     def state_dict(self) -> dict[str, Any]:
-        """Buffers, generator state and update counts (for a bitwise-exact resume)."""
-        return {
+        """Parameters plus buffers, generator state and update counts (bitwise resume)."""
+        replay = {
             "generator": self.generator.get_state(),
             "buffers": [b.state_dict() for b in self.buffers],
             "updates": list(self.updates),
         }
+        return {**super().state_dict(), "replay": replay}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved."""
+        super().load_state_dict(state)
+        state = state["replay"]
         self.generator.set_state(state["generator"])
         for buffer, saved in zip(self.buffers, state["buffers"], strict=True):
             buffer.load_state_dict(saved)

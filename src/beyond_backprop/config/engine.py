@@ -5,33 +5,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from beyond_backprop.engines.replay import ReplayConfig
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """The replay buffers of ``engine.schedule: async`` (one process: a seeded simulation of
+    DGL's asynchronous modules; several stages: a buffer per stage above the first)."""
+
+    size: int = 50
+    """Capacity of each buffer (the oldest entry is dropped when a new one arrives)."""
+    sampling: Literal["uniform", "newest"] = "uniform"
+    """``uniform``: a module draws any stored entry at random (DGL's replay);
+    ``newest``: it takes the latest one. Drawing never removes an entry."""
+    order: Literal["in_order", "shuffled"] = "shuffled"
+    """The order the modules step in within a tick: bottom-up, or a seeded permutation."""
+    slow_block: int | None = None
+    """A module slowed down (DGL's slow-module experiment); None: none."""
+    slowdown: float = 1.0
+    """The slow module steps with probability ``1 / slowdown`` in each tick."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every invalid value."""
+        found = []
+        if self.size < 1:
+            found.append(("size", f"{self.size} is invalid: must be >= 1"))
+        if self.slowdown < 1.0:
+            found.append(("slowdown", f"{self.slowdown} is invalid: must be >= 1"))
+        if self.slow_block is not None and self.slow_block < 1:
+            found.append(
+                ("slow_block", f"{self.slow_block} is invalid: must be >= 1 (module 0 reads data)")
+            )
+        return found
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Where and how blocks run."""
+    """Where and when blocks run: how many stages (processes) and the schedule."""
 
-    name: Literal["local", "staged"] = "local"
-    """``local``: every block in this process, in order (``bbp train``). ``staged``: one
-    process per stage (``bbp launch --nproc K``)."""
+    stages: int = 1
+    """Processes, one stage of consecutive blocks each: 1 trains in this process (``bbp
+    train``), more run one process per stage (``bbp launch --nproc K`` sets it)."""
+    schedule: str = "naive"
+    """What each stage does in a step (``docs/engines.md``). One process: ``naive`` (every
+    block in order on every batch) or ``async`` (DGL's replay buffers, simulated with a seeded
+    update order). Several stages: ``naive`` (one batch in flight), ``pipelined``, ``gpipe``,
+    ``async``, ``decoupled``. The valid values depend on ``stages`` and on the rule's wiring
+    (checked before training starts)."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (per process when staged); None: torch's default."""
-    mode: Literal["sync", "async_sim"] = "sync"
-    """Local: ``sync``, every block steps on every batch; ``async_sim``, DGL's asynchronous
-    modules with replay buffers, simulated with a seeded update order (``stale_ok`` rules)."""
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    """The replay buffers: local ``async_sim`` mode and the staged ``async`` schedule."""
-    stages: int = 2
-    """Staged: the number of stages (one process each); must equal the launched processes."""
-    schedule: Literal["naive", "pipelined", "gpipe", "async", "decoupled"] = "naive"
-    """Staged: ``naive`` (one batch in flight), ``pipelined`` (forward-only wirings: stage k
-    on batch t while stage k+1 is on t-1), ``gpipe`` (micro-batched back-propagation),
-    ``async`` (``stale_ok`` rules: stages at their own pace, replay buffers per ``replay``),
-    ``decoupled`` (``delayed_gradient`` rules, DNI: update now, learn from the real gradient
-    one step later)."""
+    """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
-    """Staged, ``gpipe``: micro-batches per batch."""
+    """``gpipe``: micro-batches per batch."""
     boundaries: tuple[int, ...] | None = None
     """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
     balances the stages by measured per-block cost."""
@@ -39,16 +63,26 @@ class EngineConfig:
     """Staged: a stage waiting longer than this for another ends the run with an error."""
     stop_check_every: int = 20
     """Staged: every this many steps the stages agree whether a stop (SIGTERM) was asked."""
+    name: str | None = None
+    """Replaced by ``stages`` (kept only to say so)."""
+    mode: str | None = None
+    """Replaced by ``schedule`` (kept only to say so)."""
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, message) for every invalid value."""
         found = []
+        if self.name is not None:
+            found.append(("name", f"{self.name!r}: engine.name was replaced by engine.stages "
+                          "(1: one process, bbp train; K > 1: bbp launch --nproc K)"))  # fmt: skip
+        if self.mode is not None:
+            hint = "engine.schedule: async" if self.mode == "async_sim" else "engine.schedule"
+            found.append(("mode", f"{self.mode!r}: engine.mode was replaced by {hint}"))
         if self.threads is not None and self.threads < 1:
             found.append(("threads", f"{self.threads} is invalid: must be >= 1 or null"))
         for key in ("stages", "microbatches", "stop_check_every"):
             if getattr(self, key) < 1:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
-        if self.timeout_s <= 0:
+        if not self.timeout_s > 0:
             found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))
         if self.boundaries is not None and len(self.boundaries) != self.stages - 1:
             found.append(
@@ -56,6 +90,11 @@ class EngineConfig:
                  f"but engine.stages is {self.stages}")
             )  # fmt: skip
         return found
+
+    @property
+    def staged(self) -> bool:
+        """Whether the run has one process per stage."""
+        return self.stages > 1
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from beyond_backprop.engines.replay import ReplayBuffer, ReplayConfig
+from beyond_backprop.config.engine import ReplayConfig
+from beyond_backprop.config.schema import ExperimentConfig
+from beyond_backprop.engines.replay import ReplayBuffer
+from beyond_backprop.engines.schedules.base import Schedule
+from beyond_backprop.engines.schedules.registry import register_schedule
 from beyond_backprop.engines.stage import Stage, Terms
 from beyond_backprop.engines.step import forward_blocks
-from beyond_backprop.errors import BeyondBackpropError
-from beyond_backprop.rules.base import Batch
+from beyond_backprop.errors import BeyondBackpropError, WiringError
+from beyond_backprop.rules.base import Batch, Wiring
 
 
 class ActivationInbox:
@@ -75,20 +80,48 @@ class ActivationInbox:
         return bool(self.fresh) if self.in_order else len(self.buffer) > 0
 
 
-def asynchronous(stage: Stage, batch: Batch, step: int, epoch: int) -> Terms:
-    """One update of this stage at its own pace (``stale_ok`` wirings)."""
-    produced = step
-    if not stage.first:
-        if stage.inbox is None:
-            raise BeyondBackpropError("async schedule: the stage has no activation inbox")
-        h, y, produced = stage.inbox.take()
-        batch = Batch(h, y)
-    modules = list(stage.stack.blocks[stage.blocks.start : stage.blocks.stop])
-    pairs = forward_blocks(modules, stage.blocks.start, batch.x, needs_input_grad=False)
-    if not stage.last:
-        message = {"h": pairs[-1][1], "y": batch.y, "step": torch.tensor([step])}
-        stage.channel.send_named(message, stage.rank + 1)
-    terms, _ = stage.backward(pairs, batch, step, epoch, {})
-    if not stage.first:
-        terms[(stage.blocks.start, "staleness")] = float(step - produced)
-    return terms
+@register_schedule("async", staged=True)
+class Asynchronous(Schedule):
+    """Every stage at its own pace; each stage above the first learns from its inbox."""
+
+    serves_what = "wirings with stale_ok"
+
+    def __init__(self, stage: Stage, config: ExperimentConfig) -> None:
+        super().__init__(stage, config)
+        self.inbox = (
+            None if stage.first else ActivationInbox(stage, config.engine.replay, config.seed)
+        )
+
+    @classmethod
+    def serves(cls, wiring: Wiring) -> bool:
+        return wiring.stale_ok
+
+    def run(self, batch: Batch, step: int, epoch: int) -> Terms:
+        stage = self.stage
+        if len(stage.active) != len(stage.stack):
+            raise WiringError("the async schedule needs every block active")
+        produced = step
+        if self.inbox is not None:
+            h, y, produced = self.inbox.take()
+            batch = Batch(h, y)
+        modules = list(stage.stack.blocks[stage.blocks.start : stage.blocks.stop])
+        pairs = forward_blocks(modules, stage.blocks.start, batch.x, needs_input_grad=False)
+        if not stage.last:
+            message = {"h": pairs[-1][1], "y": batch.y, "step": torch.tensor([step])}
+            stage.channel.send_named(message, stage.rank + 1)
+        terms, _ = stage.backward(pairs, batch, step, epoch, {})
+        if not stage.first:
+            terms[(stage.blocks.start, "staleness")] = float(step - produced)
+        return terms
+
+    def close(self) -> None:
+        """Tell the stage above that no more activations come; wait for this stage's
+        receiver to finish."""
+        if not self.stage.last:
+            self.stage.channel.send_stop(self.stage.rank + 1)
+        super().close()
+        if self.inbox is not None:
+            self.inbox.thread.join()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}

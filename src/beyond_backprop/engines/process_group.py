@@ -1,0 +1,30 @@
+"""Join the process group of a staged run: one process per stage, started by ``torchrun``
+(``bbp launch`` runs ``python -m beyond_backprop.cli.worker`` in each) or by
+``torch.multiprocessing.spawn`` in tests; ``run.start_run`` then trains this rank's stage.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import torch.distributed as dist
+
+from beyond_backprop.config import ExperimentConfig
+
+
+def choose_backend() -> str:
+    """gloo: this engine keeps blocks on the CPU (nccl needs every rank on a GPU, which the
+    engine does not place blocks on yet); reported in meta.json."""
+    return "gloo"
+
+
+def init_process_group(
+    config: ExperimentConfig, rank: int, world_size: int, init_method: str = "env://"
+) -> str:
+    """Join the process group with the config's short timeout; returns the backend."""
+    backend = choose_backend()
+    timeout = datetime.timedelta(seconds=config.engine.timeout_s)
+    dist.init_process_group(
+        backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
+    )
+    return backend

@@ -1,0 +1,186 @@
+"""Run an experiment: create or resume its run directory, write its metadata, train it with
+the engine its config names, write the summary. The one function behind ``bbp train``,
+``bbp launch`` (each rank), ``bbp compare`` and the Python API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from beyond_backprop.config import ExperimentConfig, dump_config, load_config
+from beyond_backprop.data import DatasetSplits
+from beyond_backprop.engines.local import LocalEngine, StageEngine
+from beyond_backprop.engines.partition import balanced_boundaries, measure_block_costs
+from beyond_backprop.engines.recorder import Progress
+from beyond_backprop.engines.trainer import Trainer
+from beyond_backprop.errors import CheckpointError, ConfigError
+from beyond_backprop.experiment import Experiment, build_experiment
+from beyond_backprop.run.group import Group, current_group
+from beyond_backprop.tracking.atomic import atomic_write_json, atomic_write_text
+from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
+from beyond_backprop.tracking.meta import collect_meta
+from beyond_backprop.tracking.metrics import truncate_after
+from beyond_backprop.tracking.recorder import RunRecorder
+from beyond_backprop.tracking.run_dir import RunDir, state_file_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """Where a run lives and what it reached."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def start_run(
+    config: ExperimentConfig,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    stop_after: int | None = None,
+    data: DatasetSplits | None = None,
+) -> RunResult:
+    """Train ``config`` in a new run directory (every rank of a staged run calls this)."""
+    return run(config, None, progress, should_stop, stop_after, data)
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    stop_after: int | None = None,
+    data: DatasetSplits | None = None,
+) -> RunResult:
+    """Continue a stopped run from its latest checkpoint; ends bitwise as if never stopped."""
+    config = load_config(RunDir.open(run_dir).config)
+    return run(config, Path(run_dir), progress, should_stop, stop_after, data)
+
+
+def run(
+    config: ExperimentConfig,
+    resume: Path | None,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+    stop_after: int | None,
+    data: DatasetSplits | None,
+) -> RunResult:
+    """create-or-resume -> meta -> recorder -> train -> summary, for any engine."""
+    group = current_group()
+    if config.engine.stages != group.world_size:
+        raise ConfigError(
+            [f"engine.stages is {config.engine.stages} but {group.world_size} processes run"
+             + ("" if group.distributed else f": use bbp launch --nproc {config.engine.stages}")]
+        )  # fmt: skip
+    if config.engine.threads is not None:
+        torch.set_num_threads(config.engine.threads)
+    experiment = build_experiment(config, data)
+    run_dir = RunDir(Path(group.share(lambda: str(_create_or_open(config, resume)))))
+    for line in experiment.prepare_report if group.rank == 0 else []:
+        log.info("prepare: %s", line)
+    engine = _engine(experiment, group, progress, should_stop)
+    rank = group.rank if group.distributed else None
+    if resume is not None:
+        loaded = load_latest_checkpoint(run_dir.path, file_name=state_file_name(rank))
+        if loaded is None:
+            raise CheckpointError(f"{run_dir.path} has no checkpoint to resume from")
+        engine.load_state_dict(loaded[1])
+        # records logged after the checkpoint are logged again by the resumed run
+        truncate_after(run_dir.metrics(rank), loaded[0])
+        log.info("resuming %s at step %d of %d", run_dir.path, loaded[0], engine.total_steps)
+    elif group.rank == 0:
+        atomic_write_json(run_dir.meta, _meta(engine, group))
+    engine.recorder = recorder = RunRecorder(
+        run_dir.path, config.train.keep_checkpoints, rank=rank,
+        barrier=group.barrier if group.distributed else None,
+        tensorboard=config.log.tensorboard, resumed_at=engine.step or None,
+    )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        summary = engine.train(stop_after=stop_after)
+    finally:
+        recorder.close()
+    summary.update(_stage_timings(engine, group))
+    summary["wall_seconds_this_session"] = time.perf_counter() - started
+    summary["run_dir"] = str(run_dir.path)
+    if group.rank == 0:
+        atomic_write_json(run_dir.summary, summary)
+    return RunResult(run_dir.path, summary)
+
+
+def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
+    """Rank 0's part: a new run directory with the config in it, or the resumed one."""
+    if resume is not None:
+        return RunDir.open(resume).path
+    run_dir = RunDir.create(config.log.root, config.name, config.rule.name, config.seed)
+    atomic_write_text(run_dir.config, dump_config(config))
+    return run_dir.path
+
+
+def _engine(
+    experiment: Experiment,
+    group: Group,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> Trainer:
+    if not group.distributed:
+        return LocalEngine(experiment, progress=progress, should_stop=should_stop)
+    config = experiment.config
+    if config.engine.boundaries is not None:
+        boundaries = list(config.engine.boundaries)
+    else:  # rank 0 balances measured costs for all
+        x = experiment.data.train.x[: config.data.batch_size]
+        boundaries = group.share(
+            lambda: balanced_boundaries(measure_block_costs(experiment.stack, x), group.world_size)
+        )
+        log.info("stage boundaries %s (balanced by measured block costs)", boundaries)
+    return StageEngine(experiment, boundaries, progress=progress if group.rank == 0 else None,
+                       should_stop=should_stop)  # fmt: skip
+
+
+def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
+    """A staged run trains as long as its slowest stage: report that, and each stage's time,
+    receive waits and peak memory (one process: its own peak memory only)."""
+    if not group.distributed:
+        return {}
+    stage = getattr(engine.stepper, "stage", None)
+    timing = {
+        "rank": group.rank,
+        "train_seconds": engine.train_seconds,
+        "recv_wait_seconds": stage.channel.wait_seconds if stage is not None else 0.0,
+        "peak_rss_mb": engine.summary()["peak_rss_mb"],
+    }
+    timings = group.gather(timing)
+    slowest = max(float(t["train_seconds"]) for t in timings)
+    samples = engine.step * engine.exp.config.data.batch_size
+    return {
+        "stage_timings": timings,
+        "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),
+        "train_seconds": slowest,
+        "samples_per_second": samples / slowest if slowest else 0.0,
+    }
+
+
+def _meta(engine: Trainer, group: Group) -> dict[str, object]:
+    config = engine.exp.config
+    summary = engine.stepper.summary()
+    return collect_meta(
+        {
+            "engine": "staged" if group.distributed else "local",
+            "backend": torch.distributed.get_backend() if group.distributed else None,
+            "world_size": group.world_size,
+            "threads": config.engine.threads or torch.get_num_threads(),
+            "schedule": config.engine.schedule,
+            **({"stages": summary["stages"]} if "stages" in summary else {}),
+            "parameters": sum(p.numel() for p in engine.exp.stack.parameters()),
+            "blocks": len(engine.exp.stack),
+        }
+    )
