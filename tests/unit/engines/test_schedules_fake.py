@@ -139,5 +139,5 @@ def test_decoupled_dni_keeps_one_pending_update_and_never_waits_for_the_stage_ab
 
 def test_a_schedule_waiting_for_a_message_that_never_comes_raises_naming_the_stage() -> None:
     network = FakeNetwork(2, timeout_s=0.2)
-    with pytest.raises(StageError, match="stage 1 waited 0.2 s for stage 0"):
+    with pytest.raises(StageError, match=r"stage 1 waited 0\.2 s for stage 0"):
         network.channel(1).recv(0)
