@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.engines.channel import Channel
 from beyond_backprop.engines.recorder import Progress, Recorder
 from beyond_backprop.engines.schedules import check_experiment_schedule, schedule_class
@@ -16,8 +17,8 @@ from beyond_backprop.experiment import Experiment
 
 class LocalEngine(Trainer):
     """Train ``experiment`` with all blocks in this process, under its one-process schedule
-    (``naive`` or ``async``). A staged config (``engine.stages > 1``) trains here under
-    ``naive``: the exact reference its staged schedules are tested against."""
+    (``naive`` or ``async``). A staged config (``engine.stages > 1``) trains here under the
+    default schedule (``naive``): the exact reference its staged schedules are tested against."""
 
     def __init__(
         self,
@@ -28,7 +29,7 @@ class LocalEngine(Trainer):
     ) -> None:
         engine = experiment.config.engine
         if engine.staged:
-            engine = replace(engine, stages=1, schedule="naive", boundaries=None)
+            engine = replace(engine, stages=1, schedule=EngineConfig().schedule, boundaries=None)
             experiment = replace(experiment, config=replace(experiment.config, engine=engine))
         check_experiment_schedule(experiment)
         stepper = schedule_class(engine.schedule, staged=False)(experiment)

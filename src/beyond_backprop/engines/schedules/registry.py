@@ -32,9 +32,8 @@ def register_schedule(name: str, *, staged: bool) -> Callable[[T], T]:
 
 
 def schedule_names(staged: bool) -> list[str]:
-    """The valid ``engine.schedule`` values for one process (False) or several stages:
-    ``naive`` (the default) first, then alphabetically."""
-    return sorted((name for name, s in _REGISTERED if s == staged), key=lambda n: (n != "naive", n))
+    """The valid ``engine.schedule`` values for one process (False) or several stages."""
+    return sorted(name for name, s in _REGISTERED if s == staged)
 
 
 def schedule_class(name: str, staged: bool) -> Any:
