@@ -66,7 +66,7 @@ def test_the_blur_sigma_is_honoured(sigma: float) -> None:
     impulse = torch.zeros(1, 1, 13, 13)
     impulse[0, 0, 6, 6] = 1.0
     radius = math.ceil(2 * sigma)
-    k = torch.exp(-torch.arange(-radius, radius + 1.0) ** 2 / (2 * sigma**2))
+    k = torch.exp(-(torch.arange(-radius, radius + 1.0) ** 2) / (2 * sigma**2))
     k = k / k.sum()
     expected = torch.zeros(13, 13)
     expected[6 - radius : 7 + radius, 6 - radius : 7 + radius] = torch.outer(k, k)
