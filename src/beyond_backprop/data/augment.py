@@ -13,7 +13,9 @@ process (dropout, views, initialisation) cannot shift them. The global generator
 as long as every rank draws the same numbers in the same order. Draws are made on the CPU and
 moved to the batch's device, so a GPU run augments exactly as a CPU run.
 
-Deviations: padding adds zeros to the standardised batch, i.e. pixels at the training set's
+Deviations: He et al. subtract the per-pixel mean; ``data.normalize`` standardises per channel
+(mean and std of each colour over the training images), the common modern form. Padding adds
+zeros to the standardised batch, i.e. pixels at the training set's
 per-channel mean (fb.resnet.torch standardises before padding too; torchvision's
 ``RandomCrop(padding=4)`` on raw images pads black). The crop offset and flip of every image
 are drawn independently, as in the paper; the draw order is fixed (offsets, then flips).

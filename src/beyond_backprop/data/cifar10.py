@@ -1,6 +1,7 @@
 """CIFAR-10 from its "python version" batches (``cifar-10-batches-py``), given by ``data.root``.
 
-CIFAR-10 is by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton.
+CIFAR-10 is by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton (Krizhevsky, "Learning Multiple
+Layers of Features from Tiny Images", University of Toronto technical report, 2009).
 """
 
 from __future__ import annotations

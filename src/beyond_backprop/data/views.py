@@ -1,8 +1,9 @@
 """Two-view augmentation as batched tensor ops (the SimCLR pipeline, Chen et al. 2020, arXiv
 2002.05709, Sec. 3 and Appendix A).
 
-Every random number comes from torch's global generator, which checkpoints save, so a resumed
-run draws the same views as an uninterrupted one. Each transform can be switched off on its own
+Every random number comes from torch's global CPU generator, which checkpoints save, so a resumed
+run draws the same views as an uninterrupted one (and a GPU batch the same views as a CPU one:
+the draws are moved to the batch's device). Each transform can be switched off on its own
 (so the paper's finding that the composition of augmentations matters can be checked by
 ablation). Inputs are standardised images ``(B, C, H, W)``: intensity jitter therefore acts in
 units of the dataset's standard deviation.
@@ -118,16 +119,16 @@ def augment(x: Tensor, cfg: ViewsConfig) -> Tensor:
     if cfg.crop_scale != (1.0, 1.0):
         x = random_resized_crop(x, cfg.crop_scale, cfg.crop_ratio)
     if cfg.flip:
-        flipped = torch.rand(b) < 0.5
+        flipped = (torch.rand(b) < 0.5).to(x.device)
         x = torch.where(flipped.view(b, 1, 1, 1), x.flip(3), x)
     x = colour_jitter(x, cfg)
     if cfg.grayscale_prob > 0 and _has_colour(x, cfg):
-        grey = torch.rand(b) < cfg.grayscale_prob
+        grey = (torch.rand(b) < cfg.grayscale_prob).to(x.device)
         x = torch.where(grey.view(b, 1, 1, 1), grayscale(x), x)
     if cfg.blur_prob > 0:
         x = random_blur(x, cfg.blur_prob, cfg.blur_sigma)
     if cfg.noise_std > 0:
-        x = x + cfg.noise_std * torch.randn_like(x)
+        x = x + cfg.noise_std * torch.randn(x.shape, dtype=x.dtype).to(x.device)
     return x
 
 
@@ -138,10 +139,10 @@ def colour_jitter(x: Tensor, cfg: ViewsConfig) -> Tensor:
     b = x.shape[0]
     ops: list[Callable[[Tensor], Tensor]] = []
     if cfg.contrast > 0:
-        scale = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
+        scale = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1).to(x.device)
         ops.append(lambda v: v * scale)
     if cfg.brightness > 0:
-        shift = _uniform(b, -cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
+        shift = _uniform(b, -cfg.brightness, cfg.brightness).view(b, 1, 1, 1).to(x.device)
         ops.append(lambda v: v + shift)
     colour = _has_colour(x, cfg)
     if colour and cfg.saturation > 0:
@@ -154,7 +155,7 @@ def colour_jitter(x: Tensor, cfg: ViewsConfig) -> Tensor:
     if cfg.jitter_order == "random" and len(ops) > 1:
         # order[i, p]: the op image i gets at position p; every op runs on the whole batch and
         # each image keeps the result of its own op (len(ops)**2 cheap batched ops)
-        order = torch.rand(b, len(ops)).argsort(dim=1)
+        order = torch.rand(b, len(ops)).argsort(dim=1).to(x.device)
         for position in range(len(ops)):
             done = out
             for j, op in enumerate(ops):
@@ -164,7 +165,7 @@ def colour_jitter(x: Tensor, cfg: ViewsConfig) -> Tensor:
         for op in ops:
             out = op(out)
     if ops and cfg.jitter_prob < 1:
-        jittered = torch.rand(b) < cfg.jitter_prob
+        jittered = (torch.rand(b) < cfg.jitter_prob).to(x.device)
         out = torch.where(jittered.view(b, 1, 1, 1), out, x)
     return out
 
@@ -202,7 +203,7 @@ def random_resized_crop(
     theta = torch.zeros(b, 2, 3, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 2] = w, cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -210,14 +211,14 @@ def random_blur(x: Tensor, prob: float, sigma: tuple[float, float]) -> Tensor:
     """Blur each image with probability ``prob`` by a separable Gaussian of random width."""
     b, c, height, width = x.shape
     sigmas = _uniform(b, *sigma)
-    apply = torch.rand(b) < prob
+    apply = (torch.rand(b) < prob).to(x.device)
     radius = max(1, math.ceil(2 * sigma[1]))
     radius = min(radius, (min(height, width) - 1) // 2) or 1
     offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
     kernels = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sigmas.view(-1, 1) ** 2))
     kernels = kernels / kernels.sum(dim=1, keepdim=True)  # (B, 2r + 1)
     # one kernel per image: fold the batch into channels and convolve with groups
-    weights = kernels.repeat_interleave(c, dim=0)  # (B * C, 2r + 1)
+    weights = kernels.repeat_interleave(c, dim=0).to(x.device)  # (B * C, 2r + 1)
     folded = x.reshape(1, b * c, height, width)
     folded = F.pad(folded, (radius, radius, radius, radius), mode="replicate")
     folded = F.conv2d(folded, weights.view(b * c, 1, 1, -1), groups=b * c)

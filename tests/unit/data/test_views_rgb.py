@@ -123,3 +123,20 @@ def test_rgb_paper_preset_and_the_config_keys() -> None:
         "jitter_prob",
         "grayscale_prob",
     }
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_batch_gets_the_cpu_batch_augmentation() -> None:
+    """Draws are made on the CPU and moved, so views and ``augment_batch`` match across devices."""
+    from beyond_backprop.data.augment import AugmentConfig, augment_batch, augment_generator
+
+    x = rgb(16)
+    cfg = ViewsConfig.rgb_paper(blur=True)
+    torch.manual_seed(9)
+    cpu = augment(x, cfg)
+    torch.manual_seed(9)
+    gpu = augment(x.cuda(), cfg)
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+    crop = AugmentConfig(crop_padding=4, flip=True)
+    on_cpu = augment_batch(x, crop, augment_generator(0, 3))
+    assert torch.equal(augment_batch(x.cuda(), crop, augment_generator(0, 3)).cpu(), on_cpu)
