@@ -139,10 +139,10 @@ def colour_jitter(x: Tensor, cfg: ViewsConfig) -> Tensor:
     b = x.shape[0]
     ops: list[Callable[[Tensor], Tensor]] = []
     if cfg.contrast > 0:
-        scale = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1).to(x.device)
+        scale = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1).to(x)
         ops.append(lambda v: v * scale)
     if cfg.brightness > 0:
-        shift = _uniform(b, -cfg.brightness, cfg.brightness).view(b, 1, 1, 1).to(x.device)
+        shift = _uniform(b, -cfg.brightness, cfg.brightness).view(b, 1, 1, 1).to(x)
         ops.append(lambda v: v + shift)
     colour = _has_colour(x, cfg)
     if colour and cfg.saturation > 0:
