@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import beyond_backprop.data.hierarchical_digits  # noqa: F401  (registers its datasets)
 from beyond_backprop.data import cifar10, digits, fashion_mnist, mnist, synthetic
+from beyond_backprop.data.augment import AugmentConfig, augment_batch, augment_generator
 from beyond_backprop.data.base import (
-    DATASETS,
     DatasetSplits,
     TensorSplit,
     batches_per_epoch,
@@ -17,12 +17,16 @@ from beyond_backprop.data.base import (
 )
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.mnist import mnist_raw_path
+from beyond_backprop.data.registry import DATASETS, register_dataset
 
 __all__ = [
     "DATASETS",
+    "AugmentConfig",
     "DataConfig",
     "DatasetSplits",
     "TensorSplit",
+    "augment_batch",
+    "augment_generator",
     "batches_per_epoch",
     "cifar10",
     "digits",
@@ -32,6 +36,7 @@ __all__ = [
     "load_dataset",
     "mnist",
     "mnist_raw_path",
+    "register_dataset",
     "synthetic",
 ]
 

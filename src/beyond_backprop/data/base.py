@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-
-from beyond_backprop.data.config import DataConfig
-from beyond_backprop.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -47,11 +44,6 @@ class DatasetSplits:
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one example, without the batch dimension."""
         return tuple(self.train.x.shape[1:])
-
-
-DatasetLoader = Callable[[DataConfig], DatasetSplits]
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
-register_dataset = DATASETS.register
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> Tensor:

@@ -1,6 +1,7 @@
 """CIFAR-10 from its "python version" batches (``cifar-10-batches-py``), given by ``data.root``.
 
-CIFAR-10 is by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton.
+CIFAR-10 is by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton (Krizhevsky, "Learning Multiple
+Layers of Features from Tiny Images", University of Toronto technical report, 2009).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from beyond_backprop.data.base import DatasetSplits, TensorSplit, register_dataset
+from beyond_backprop.data.base import DatasetSplits, TensorSplit
 from beyond_backprop.data.cache import cache_dir, sha256_file, write_cache_file
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.finish import finalize
+from beyond_backprop.data.registry import register_dataset
 from beyond_backprop.data.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_loads
 from beyond_backprop.errors import DataError
 

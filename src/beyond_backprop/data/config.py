@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from beyond_backprop.data.augment import AugmentConfig
+from beyond_backprop.data.registry import DATASETS
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,12 @@ class DataConfig:
     """Where the dataset's files are, when not the default place (e.g. a CIFAR-10 folder)."""
     normalize: bool = True
     """Standardise inputs with the training set's per-channel mean and std."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Random crop and flip of every training batch (off by default; evaluation data is never
+    augmented)."""
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, message) for every invalid value."""
-        from beyond_backprop.data.base import DATASETS  # here: base imports this module
-
         found = []
         if self.name not in DATASETS:
             found.append(("name", DATASETS.unknown_message(self.name)))
@@ -40,4 +44,5 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 found.append((key, f"{value} is invalid: must be >= 1"))
+        found += [(f"augment.{key}", message) for key, message in self.augment.problems()]
         return found

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from beyond_backprop.data.base import DatasetSplits, TensorSplit, register_dataset
+from beyond_backprop.data.base import DatasetSplits, TensorSplit
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.finish import finalize
+from beyond_backprop.data.registry import register_dataset
 from beyond_backprop.errors import DataError
 
 DIGITS_TRAIN = 1437

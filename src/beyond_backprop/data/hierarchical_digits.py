@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from beyond_backprop.data.base import DatasetSplits, TensorSplit, register_dataset
+from beyond_backprop.data.base import DatasetSplits, TensorSplit
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.finish import finalize
+from beyond_backprop.data.registry import register_dataset
 
 
 @dataclass(frozen=True)

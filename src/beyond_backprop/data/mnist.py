@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from beyond_backprop.data.base import DatasetSplits, TensorSplit, register_dataset
+from beyond_backprop.data.base import DatasetSplits, TensorSplit
 from beyond_backprop.data.cache import cache_dir, sha256_file, write_cache_file
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.finish import finalize
+from beyond_backprop.data.registry import register_dataset
 from beyond_backprop.data.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_loads
 from beyond_backprop.errors import DataError
 

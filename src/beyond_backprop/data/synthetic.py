@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from beyond_backprop.data.base import DatasetSplits, TensorSplit, register_dataset
+from beyond_backprop.data.base import DatasetSplits, TensorSplit
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.data.finish import finalize
+from beyond_backprop.data.registry import register_dataset
 
 SYNTHETIC_SEED = 0
 SYNTHETIC_CLASSES = 4

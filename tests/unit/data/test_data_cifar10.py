@@ -1,64 +1,38 @@
 from __future__ import annotations
 
-import io
 import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from beyond_backprop.data.cifar10 import BATCH_FILES, load_cifar10
 from beyond_backprop.data.config import DataConfig
 from beyond_backprop.errors import DataError
+from tests.fabricate import (
+    cifar10_batch_pickle,
+    cifar10_content,
+    cifar10_files,
+    write_cifar10_tarball,
+    write_tarball,
+)
 
 N = 10  # images per batch
 
 
-def batches(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, list[int]]]:
-    """Per batch file: images (N, 3, 32, 32) uint8 and labels."""
-    return {
-        name: (
-            rng.integers(0, 256, (N, 3, 32, 32), dtype=np.uint8),
-            rng.integers(0, 10, N).tolist(),
-        )
-        for name in BATCH_FILES
-    }
-
-
-def batch_pickle(images: np.ndarray, labels: list[int], bytes_keys: bool) -> bytes:
-    if bytes_keys:  # like the real files as Python 3 reads them with encoding="bytes"
-        obj: dict[object, object] = {
-            b"batch_label": b"training batch",
-            b"labels": labels,
-            b"data": images.reshape(N, 3072),
-            b"filenames": [b"img.png"] * N,
-        }
-        return pickle.dumps(obj, protocol=2)
-    obj = {"batch_label": "batch", "labels": labels, "data": images.reshape(N, 3072)}
-    return pickle.dumps(obj, protocol=2).replace(b"numpy._core.", b"numpy.core.")
-
-
-def write_tarball(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
+def batches(seed: int) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Per batch file: N images (N, 3, 32, 32) uint8 and labels."""
+    return cifar10_content(5 * N, N, seed)
 
 
 def fabricate(
     folder: Path, bytes_keys: bool = True
 ) -> tuple[Path, dict[str, tuple[np.ndarray, list[int]]]]:
     """A tarball laid out like ``cifar-10-python.tar.gz`` plus two path-traversal decoys."""
-    folder.mkdir(parents=True, exist_ok=True)
-    content = batches(np.random.default_rng(0))
-    files = {
-        f"cifar-10-batches-py/{name}": batch_pickle(*content[name], bytes_keys)
-        for name in BATCH_FILES
-    }
-    files["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": [b"cat"]})
+    content = batches(0)
+    files = cifar10_files(content, bytes_keys)
     files["cifar-10-batches-py/readme.html"] = b"<html/>"
     files["../escape"] = b"x"
     files["cifar-10-batches-py/../../escape2"] = b"x"
@@ -111,8 +85,8 @@ def test_folder_parent_and_validation_split(tmp_path: Path) -> None:
 
 
 def test_tarball_missing_member_and_bad_batch(tmp_path: Path) -> None:
-    content = batches(np.random.default_rng(1))
-    files = {f"cifar-10-batches-py/{n}": batch_pickle(*content[n], True) for n in BATCH_FILES}
+    content = batches(1)
+    files = {f"cifar-10-batches-py/{n}": cifar10_batch_pickle(*content[n]) for n in BATCH_FILES}
     del files["cifar-10-batches-py/test_batch"]
     tarball = write_tarball(tmp_path / "c.tar.gz", files)
     with pytest.raises(DataError, match=r"c\.tar\.gz lacks cifar-10-batches-py/test_batch"):
@@ -120,7 +94,7 @@ def test_tarball_missing_member_and_bad_batch(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name in BATCH_FILES:
-        (folder / name).write_bytes(batch_pickle(*content[name], False))
+        (folder / name).write_bytes(cifar10_batch_pickle(*content[name], False))
     (folder / "data_batch_2").write_bytes(pickle.dumps({"data": content["test_batch"][0]}))
     with pytest.raises(DataError, match=r"data_batch_2: 'data' has shape \(10, 3, 32, 32\)"):
         load_cifar10(DataConfig(name="cifar10", root=str(folder)))
@@ -136,3 +110,17 @@ def test_no_root_or_wrong_root(tmp_path: Path) -> None:
         load_cifar10(DataConfig(name="cifar10", root=str(tmp_path)))
     with pytest.raises(DataError, match="does not exist"):
         load_cifar10(DataConfig(name="cifar10", root=str(tmp_path / "missing")))
+
+
+def test_fabricated_tarball_loads_and_is_standardised_per_channel(tmp_path: Path) -> None:
+    """The shared fixture (64 train / 32 test) loads; ``normalize`` standardises every split
+    with the training images' per-channel mean and std (the CIFAR recipe of arXiv 1512.03385)."""
+    tarball, _ = write_cifar10_tarball(tmp_path)
+    raw = load_cifar10(DataConfig(name="cifar10", root=str(tarball), normalize=False))
+    done = load_cifar10(DataConfig(name="cifar10", root=str(tarball)))
+    assert (len(done.train), len(done.test), done.input_shape) == (64, 32, (3, 32, 32))
+    mean = raw.train.x.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
+    std = raw.train.x.std(dim=(0, 2, 3)).view(1, 3, 1, 1)
+    torch.testing.assert_close(done.train.x, (raw.train.x - mean) / std)
+    torch.testing.assert_close(done.test.x, (raw.test.x - mean) / std)  # the train statistics
+    torch.testing.assert_close(done.train.x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
