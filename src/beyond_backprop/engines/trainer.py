@@ -19,7 +19,13 @@ from typing import Any
 
 import torch
 
-from beyond_backprop.data import batches_per_epoch, epoch_order, iter_batches
+from beyond_backprop.data import (
+    augment_batch,
+    augment_generator,
+    batches_per_epoch,
+    epoch_order,
+    iter_batches,
+)
 from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.protocol import Step, Terms
@@ -98,6 +104,8 @@ class Trainer:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             order = epoch_order(len(train), config.seed, epoch)
             for x, y in iter_batches(train, config.data.batch_size, order, start):
+                # training batches only; the same on every rank, a function of (seed, step)
+                x = augment_batch(x, config.data.augment, augment_generator(config.seed, self.step))
                 self.train_step(Batch(x, y), epoch)
                 self.step += 1
                 end_of_epoch = self.step % self.steps_per_epoch == 0

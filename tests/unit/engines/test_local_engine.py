@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from beyond_backprop.data import augment_batch, augment_generator, epoch_order
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.optim import OptimConfig, lr_at
 from beyond_backprop.errors import NonFiniteLossError
@@ -96,3 +98,41 @@ def test_diagnostics_are_logged_every_n_steps_before_the_update() -> None:
     diag = [r for r in recorder.records if r[2] == "diag"]
     assert [r[0] for r in diag] == [0, 3, 6]
     assert [r[4] for r in diag] == [v for _, v in seen]
+
+
+def test_training_batches_are_augmented_and_evaluation_batches_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``data.augment`` on, the blocks train on cropped/flipped images (a function of the
+    seed and the step), and evaluation scores the untouched test images."""
+    from beyond_backprop.engines import trainer
+    from beyond_backprop.engines.schedules.sync import Sync
+
+    seen: list[torch.Tensor] = []
+    cfg = tiny_config(
+        data={"name": "synthetic", "batch_size": 32, "augment": {"crop_padding": 2, "flip": True}},
+        train={"epochs": 1, "max_steps": 2},
+    )
+    experiment = build_experiment(cfg)
+    original_step = Sync.step
+
+    def recording(self: Sync, batch: Batch, step: int, epoch: int, lr: float) -> Any:
+        seen.append(batch.x.clone())
+        return original_step(self, batch, step, epoch, lr)
+
+    monkeypatch.setattr(Sync, "step", recording)
+    evaluated: list[torch.Tensor] = []
+    real_evaluate = trainer.evaluate
+
+    def recording_eval(rule: Any, stack: Any, locals_: Any, split: Any, size: int) -> Any:
+        evaluated.append(split.x.clone())
+        return real_evaluate(rule, stack, locals_, split, size)
+
+    monkeypatch.setattr(trainer, "evaluate", recording_eval)
+    LocalEngine(experiment).train()
+    order = epoch_order(len(experiment.data.train), cfg.seed, 0)
+    first = experiment.data.train.x[order[:32]]
+    assert len(seen) == 2 and not torch.equal(seen[0], first)
+    expected = augment_batch(first, cfg.data.augment, augment_generator(cfg.seed, 0))
+    assert torch.equal(seen[0], expected)
+    assert torch.equal(evaluated[0], experiment.data.test.x)
