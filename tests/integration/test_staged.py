@@ -12,7 +12,7 @@ import torch
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.schedules import check_schedule
 from beyond_backprop.engines.staged import StageEngine
-from beyond_backprop.rules import RULES
+from beyond_backprop.rules import RULES, default_wirings
 from beyond_backprop.rules.base import Wiring
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
@@ -73,8 +73,8 @@ def test_gpipe_backprop_equals_one_process_backprop_of_the_mean_loss(tmp_path: P
 
 
 def test_schedules_refuse_wirings_they_cannot_serve() -> None:
-    rules = {name: RULES.get(name).wiring for name in RULES.names()}
-    message = check_schedule("pipelined", "backprop", RULES.get("backprop").wiring, rules)
+    rules = default_wirings()
+    message = check_schedule("pipelined", "backprop", rules["backprop"], rules)
     assert message is not None
     assert message.startswith("engine.schedule: 'pipelined' serves wirings with backward 'none'")
     assert "schedules for 'backprop': naive, gpipe" in message
@@ -201,8 +201,10 @@ def test_every_rule_trains_bitwise_the_same_on_two_stages(rule: str, tmp_path: P
     the contrastive rules: the classifier block sits out)."""
     from beyond_backprop.config import load_config
 
-    schedule = "pipelined" if RULES.get(rule).wiring.backward == "none" else "naive"
     preset = Path(__file__).parents[2] / "configs" / "smoke" / f"{rule}.yaml"
+    # the preset's options decide the wiring (local_parallel's overlap, simclr's mode)
+    wiring = RULES.get(rule)(load_config(preset).rule.options).wiring
+    schedule = "pipelined" if wiring.backward == "none" else "naive"
     cfg = load_config(preset, [
         "engine.name=staged", "engine.stages=2", f"engine.schedule={schedule}",
         "engine.threads=1", "train.max_steps=4",
@@ -214,6 +216,26 @@ def test_every_rule_trains_bitwise_the_same_on_two_stages(rule: str, tmp_path: P
         moved = [k for k, v in staged["stack"].items() if not torch.equal(v, initial[k])]
         assert moved, "the staged run trained nothing"
         return
+    assert_states(staged["stack"], local["stack"], exact=True)
+    assert_states(staged["locals"], local["locals"], exact=True)
+
+
+@pytest.mark.parametrize(
+    ("rule", "option"),
+    [("simclr", "rule.mode=per_block"), ("local_parallel", "rule.overlap=0")],
+)
+def test_purely_local_modes_run_pipelined_bitwise(rule: str, option: str, tmp_path: Path) -> None:
+    """The options that make a rule purely local give it backward ``none``, which the
+    ``pipelined`` schedule serves, leaving exactly the LocalEngine's parameters."""
+    from beyond_backprop.config import load_config
+
+    preset = Path(__file__).parents[2] / "configs" / "smoke" / f"{rule}.yaml"
+    cfg = load_config(preset, [
+        option, "engine.name=staged", "engine.stages=2", "engine.schedule=pipelined",
+        "engine.threads=1", "train.max_steps=4",
+    ])  # fmt: skip
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [1]))
+    local = train_local(cfg, False)
     assert_states(staged["stack"], local["stack"], exact=True)
     assert_states(staged["locals"], local["locals"], exact=True)
 

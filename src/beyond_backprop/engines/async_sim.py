@@ -21,7 +21,7 @@ from beyond_backprop.engines.replay import ReplayBuffer, ReplayConfig
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
-from beyond_backprop.rules import RULES
+from beyond_backprop.rules import default_wirings
 from beyond_backprop.rules.base import Batch
 
 
@@ -29,7 +29,7 @@ def check_async_allowed(experiment: Experiment) -> None:
     """Refuse a rule that does not tolerate stale updates, naming the rules that do."""
     if experiment.rule.wiring.stale_ok:
         return
-    allowed = [name for name in RULES if RULES.get(name).wiring.stale_ok]
+    allowed = [name for name, wiring in default_wirings().items() if wiring.stale_ok]
     raise WiringError(
         f"engine.mode: async_sim needs a rule whose wiring is stale_ok; rule "
         f"{experiment.config.rule.name!r} is not (rules that allow it: {', '.join(allowed)})"

@@ -29,7 +29,7 @@ from beyond_backprop.engines.stage import Stage
 from beyond_backprop.engines.step import Late
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
-from beyond_backprop.rules import RULES
+from beyond_backprop.rules import default_wirings
 from beyond_backprop.rules.base import Batch
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class StageEngine(LocalEngine):
             config.schedule,
             experiment.config.rule.name,
             experiment.rule.wiring,
-            {name: RULES.get(name).wiring for name in RULES.names()},
+            default_wirings(),
         )
         if problem:
             raise WiringError(problem)
