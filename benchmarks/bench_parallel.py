@@ -30,14 +30,14 @@ from beyond_backprop.config import build_experiment_config
 from beyond_backprop.data import DatasetSplits, TensorSplit
 from beyond_backprop.engines.local import LocalEngine, StageEngine
 from beyond_backprop.experiment import build_experiment
-from beyond_backprop.rules import RULES
+from beyond_backprop.rules import default_wirings
 from beyond_backprop.rules.base import Batch
 
 WIDTH = 1024
 
 
 def schedule_for(rule: str) -> str:
-    backward = RULES.get(rule).wiring.backward
+    backward = default_wirings()[rule].backward
     schedules = {"gradient": "gpipe", "none": "pipelined", "delayed_gradient": "decoupled"}
     return schedules.get(backward, "naive")
 
@@ -148,7 +148,7 @@ def main() -> None:
             common = {"rule": rule, "stages": k, "batch": args.batch, "steps": args.steps,
                       "warmup": args.warmup, "microbatches": args.microbatches}  # fmt: skip
             runs = [("local", 1, None), ("local", k, None), ("staged", 1, schedule_for(rule))]
-            if RULES.get(rule).wiring.stale_ok:
+            if default_wirings()[rule].stale_ok:
                 runs.append(("staged", 1, "async"))
             if schedule_for(rule) == "decoupled":
                 runs.append(("staged", 1, "naive"))

@@ -16,10 +16,10 @@ from torch import Tensor
 
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import CheckpointError
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.rules.inpaint import ReconstructionHead
+from beyond_backprop.rules.reconstruction import ReconstructionHead
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from beyond_backprop.tracking.run_dir import open_run_dir
 

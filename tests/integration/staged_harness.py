@@ -31,7 +31,7 @@ class LinearHeads(LearningRule):
     class Config:
         pass
 
-    wiring: ClassVar[Wiring] = Wiring(backward="none", stale_ok=True)
+    default_wiring: ClassVar[Wiring] = Wiring(backward="none", stale_ok=True)
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         heads: list[nn.Module | None] = [

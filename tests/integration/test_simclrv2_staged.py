@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from beyond_backprop.cli.eval import probe_run
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.local import LocalEngine
+from beyond_backprop.eval.probe import probe_run
 from beyond_backprop.eval.semi_supervised import SemiSupervisedConfig, finetune_run
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint

@@ -1,4 +1,5 @@
-"""Custom autograd: feedback-alignment layers (the error goes down through fixed B, not W^T)."""
+"""Custom autograd: feedback-alignment layers (the error goes down through fixed B, not W^T),
+and in ``alignment`` the angles between a rule's update and the true gradient."""
 
 from beyond_backprop.autograd.feedback import (
     FeedbackConv2d,

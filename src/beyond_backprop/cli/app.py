@@ -6,13 +6,15 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from beyond_backprop.cli.common import StopFlag, console, errors, summary_line
+from beyond_backprop.cli.compare import compare
+from beyond_backprop.cli.eval import eval_
+from beyond_backprop.cli.plot import plot
 from beyond_backprop.cli.progress import TrainingProgress
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import BeyondBackpropError, ConfigError
@@ -23,23 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train neural networks without end-to-end back-propagation.",
 )
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
 
 LISTS = ("rules", "archs", "datasets")
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the engine stops at the next step boundary with a checkpoint."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signal is not None
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal = signum
 
 
 @app.command()
@@ -95,15 +82,6 @@ def train(
         )
         raise typer.Exit(128 + flag.signal if flag.signal else 0)
     console.print(summary_line(summary, result.run_dir), highlight=False)
-
-
-def summary_line(summary: dict[str, Any], run_dir: Path) -> str:
-    accuracy = summary.get("accuracy")
-    shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
-    return (
-        f"test accuracy {shown} | train time {summary['train_seconds']:.1f} s "
-        f"({summary['samples_per_second']:.0f} samples/s) | run {run_dir}"
-    )
 
 
 @app.command()
@@ -170,8 +148,7 @@ def main() -> None:
         sys.exit(error.exit_code)
 
 
-from beyond_backprop.cli import eval as _eval  # noqa: E402, F401  (registers `bbp eval`)
-from beyond_backprop.cli import plot as _plot  # noqa: E402, F401  (registers `bbp plot`)
-from beyond_backprop.cli.compare import compare  # noqa: E402
-
+# the sub-commands live in their own modules, which know nothing of the app
+app.command("eval")(eval_)
+app.command("plot")(plot)
 app.command()(compare)

@@ -4,66 +4,16 @@ supervised baseline and self-distillation (``eval/semi_supervised.py``)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from beyond_backprop.cli.app import app, console
+from beyond_backprop.cli.common import console
 from beyond_backprop.errors import ConfigError
 
-log = logging.getLogger(__name__)
 
-PROBE_FILE = "probe.json"
-
-
-def probe_run(
-    run_dir: str | Path,
-    *,
-    epochs: int = 10,
-    pool: int = 4,
-    lr: float = 1e-2,
-    train_limit: int | None = None,
-) -> dict[str, Any]:
-    """Fit a linear probe per encoder block on the frozen features of the run's latest
-    checkpoint (training split, or its first ``train_limit`` examples), score it on the run's
-    evaluation split, and write ``RUN/probe.json``; returns what it wrote."""
-    import torch
-
-    from beyond_backprop.eval.probe import encoder_features, fit_probes
-    from beyond_backprop.eval.trained import load_trained_run
-    from beyond_backprop.tracking.atomic import atomic_write_json
-
-    run = load_trained_run(run_dir, train_limit)
-    path, step, experiment = run.path, run.step, run.experiment
-    experiment.stack.eval()  # frozen features: BatchNorm uses its running statistics
-    rule, stack = experiment.rule, experiment.stack
-    accuracies = fit_probes(
-        lambda x: encoder_features(rule, stack, x),
-        experiment.data.train,
-        experiment.data.test,
-        pool=pool,
-        epochs=epochs,
-        lr=lr,
-        seed=experiment.config.seed,
-    )
-    result = {
-        "step": step,
-        "split": experiment.data.eval_split,
-        "train_examples": len(experiment.data.train),
-        "epochs": epochs,
-        "pool": pool,
-        "lr": lr,
-        "threads": torch.get_num_threads(),
-        "accuracy": {str(k): v for k, v in accuracies.items()},
-    }
-    atomic_write_json(path / PROBE_FILE, result)
-    return result
-
-
-@app.command("eval")
 def eval_(
     probe: Annotated[
         Path | None, typer.Option("--probe", help="A run directory: linear probes per block")
@@ -111,6 +61,8 @@ def eval_(
         raise ConfigError(["bbp eval needs one of --probe RUN_DIR or --finetune RUN_DIR"])
     table = Table(show_header=True, header_style="bold")
     if probe is not None:
+        from beyond_backprop.eval.probe import PROBE_FILE, probe_run
+
         result = probe_run(
             probe, epochs=epochs or 10, pool=pool, lr=lr or 1e-2, train_limit=train_limit
         )

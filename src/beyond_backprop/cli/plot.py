@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from beyond_backprop.cli.app import app
 from beyond_backprop.errors import ConfigError
 
 
-@app.command("plot")
 def plot(
     runs: Annotated[
         list[Path] | None,

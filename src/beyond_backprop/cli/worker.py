@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from beyond_backprop.cli.app import StopFlag, summary_line
+from beyond_backprop.cli.common import StopFlag, summary_line
 from beyond_backprop.config import load_config
 from beyond_backprop.engines.process_group import init_process_group
 from beyond_backprop.errors import BeyondBackpropError

@@ -1,1 +1,2 @@
-"""Evaluation helpers: diagnostics of a rule's updates, plots of logged metrics."""
+"""Evaluations of finished runs: offline linear probes, SimCLRv2's fine-tuning and
+distillation, plots of logged metrics."""

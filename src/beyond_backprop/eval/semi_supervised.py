@@ -30,9 +30,9 @@ from beyond_backprop.eval.finetune import (
     reinitialized,
     train_supervised,
 )
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.eval.trained import load_trained_run
 from beyond_backprop.experiment import Experiment
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.models.projection import ProjectionHead
 from beyond_backprop.tracking.atomic import atomic_write_json
 

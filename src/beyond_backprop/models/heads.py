@@ -6,10 +6,10 @@ The public API is small:
 - ``auxiliary_head(shape, num_classes, config)``: one head for features of ``shape``.
 - ``build_heads(stack, config, blocks)``: a head for each listed block (None elsewhere); the
   stack's last block never gets one, since it already outputs the logits.
-- ``head_loss(ctx)``: the cross-entropy of block ``ctx.index``'s prediction (its head, or
-  the logits for the last block).
 - ``head_predictions(stack, heads, x)``: what evaluation scores: key None is the network's
   prediction (the last block's output), integer keys each block's own head.
+
+The loss a block learns from through its head is the rules' business (``rules/auxiliary.py``).
 
 Two families, from the papers:
 
@@ -29,11 +29,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import BlockContext
 
 
 @dataclass(frozen=True)
@@ -96,16 +94,6 @@ def build_heads(
         auxiliary_head(stack.output_shapes[k], num_classes, config) if k in wanted else None
         for k in range(len(stack))
     ]
-
-
-def head_loss(ctx: BlockContext) -> Tensor:
-    """Cross-entropy of block ``ctx.index``'s own prediction: its head on its output, or its
-    output itself when it is the last block (which outputs the logits)."""
-    if ctx.is_last:
-        return F.cross_entropy(ctx.h_out, ctx.batch.y)
-    if ctx.local is None:
-        raise ValueError(f"block {ctx.index} has no auxiliary head to learn from")
-    return F.cross_entropy(ctx.local(ctx.h_out), ctx.batch.y)
 
 
 def head_predictions(

@@ -15,7 +15,7 @@ from beyond_backprop.rules.base import (
     OutputGradient,
     Wiring,
 )
-from beyond_backprop.rules.registry import RULES, register_rule
+from beyond_backprop.rules.registry import RULES, default_wirings, register_rule
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -29,5 +29,6 @@ __all__ = [
     "Objective",
     "OutputGradient",
     "Wiring",
+    "default_wirings",
     "register_rule",
 ]

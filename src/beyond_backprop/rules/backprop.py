@@ -39,7 +39,7 @@ class Backprop(LearningRule):
         label_smoothing: float = 0.0
         """Label smoothing of the cross-entropy loss (0 for none)."""
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """The task loss at the top; the gradient from above everywhere else."""

@@ -133,15 +133,23 @@ Objective = LocalLoss | OutputGradient
 class LearningRule:
     """Base class of the rules: one subclass per paper in ``rules/<name>.py``.
 
-    Subclasses set ``Config`` (a frozen dataclass of their options), ``wiring``, and implement
-    ``block_objective``; the other methods have defaults that suit most rules.
+    Subclasses set ``Config`` (a frozen dataclass of their options), ``default_wiring``, and
+    implement ``block_objective``; the other methods have defaults that suit most rules.
     """
 
     Config: ClassVar[type[Any]]
-    wiring: ClassVar[Wiring]
+    default_wiring: ClassVar[Wiring]
+    """The wiring of the rule with its default options (``Config()``)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @property
+    def wiring(self) -> Wiring:
+        """What must travel between blocks for this configured rule, checked by the engines.
+        Default: ``default_wiring``; a rule whose options change it (a purely local mode)
+        overrides this."""
+        return self.default_wiring
 
     def prepare(self, stack: BlockStack) -> list[str]:
         """Transform the stack's layers in place before training (e.g. FA's layer swap);

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from beyond_backprop.eval.diagnostics import (
+from beyond_backprop.autograd.alignment import (
     angle_degrees,
     block_params,
     grad_angles,
@@ -106,7 +106,7 @@ class DirectFeedbackAlignment(LearningRule):
                 return [("scale", f"{self.scale} is invalid: must be > 0")]
             return []
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="output_error")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="output_error")
 
     def _draw(self, classes: int, columns: int) -> Tensor:
         bound = self.config.scale / math.sqrt(columns)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from torch import Tensor, nn
+from torch import nn
 
-from beyond_backprop.models.grouping import group_blocks
-from beyond_backprop.models.heads import HeadConfig, build_heads, head_loss, head_predictions
+from beyond_backprop.models.heads import HeadConfig, build_heads
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import BlockContext, LearningRule, LocalLoss, Objective, Wiring
+from beyond_backprop.rules.auxiliary import AuxiliaryHeadRule, head_loss
+from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, Wiring
 from beyond_backprop.rules.registry import register_rule
 
 
 @register_rule("dgl", "decoupled greedy learning: all blocks at once on auxiliary losses")
-class DGL(LearningRule):
+class DGL(AuxiliaryHeadRule):
     """Decoupled Greedy Learning (Belilovsky, Eickenberg and Oyallon, arXiv 1901.08164).
 
     Every block learns at the same time from the cross-entropy of a small auxiliary classifier
@@ -27,7 +26,7 @@ class DGL(LearningRule):
     is block k's output computed before block k's update in the same step.
 
     The asynchronous variant (Sec. 3.2, Algorithm 2: a replay buffer between consecutive
-    modules) is the engine's business: ``engine.mode: async_sim`` in the ``LocalEngine`` (see
+    modules) is the engine's business: ``engine.schedule: async`` on one process (see
     ``engines/replay.py``); this rule only declares ``stale_ok``.
 
     Deviations: the auxiliary network defaults to an MLP-SR-style head after Sec. 4 (spatial
@@ -46,11 +45,7 @@ class DGL(LearningRule):
         """Architecture block indices that start a new block (after the first), e.g. ``[2]``
         merges a 4-block stack into two blocks of two; empty: the architecture's blocks."""
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=True)
-
-    def prepare(self, stack: BlockStack) -> list[str]:
-        """Merge architecture blocks into the configured blocks."""
-        return group_blocks(stack, self.config.blocks)
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=True)
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """An auxiliary head on every block but the last."""
@@ -59,9 +54,3 @@ class DGL(LearningRule):
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """Cross-entropy of the block's own head (the logits for the last block)."""
         return LocalLoss({"loss": head_loss(ctx)})
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """The last block's output, and every block's head."""
-        return head_predictions(stack, locals_, x)

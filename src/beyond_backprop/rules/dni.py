@@ -103,13 +103,15 @@ class DNI(LearningRule):
             return found
 
     # the gradient a block learns from is optional and late: nothing waits for it
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="delayed_gradient")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="delayed_gradient")
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        if config.synthetic_inputs:
-            # an instance-level wiring: the option is what makes the forward pass unlockable
-            self.wiring = replace(type(self).wiring, forward="synthetic")  # type: ignore[misc]
+    @property
+    def wiring(self) -> Wiring:
+        """Forward ``synthetic`` with ``synthetic_inputs``: that option is what makes the
+        forward pass unlockable."""
+        if self.config.synthetic_inputs:
+            return replace(self.default_wiring, forward="synthetic")
+        return self.default_wiring
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """A gradient synthesizer after every block but the top; an input synthesizer

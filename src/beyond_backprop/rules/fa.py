@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from beyond_backprop.autograd.alignment import angle_degrees, grad_angles, stack_gradients
 from beyond_backprop.autograd.feedback import convert_to_feedback, feedback_layers, true_gradients
-from beyond_backprop.eval.diagnostics import angle_degrees, grad_angles, stack_gradients
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import (
     Batch,
@@ -67,7 +67,7 @@ class FeedbackAlignment(LearningRule):
                 return [("scale", f"{self.scale} is invalid: must be > 0")]
             return []
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
 
     def draw_feedback(self, weight: Tensor) -> Tensor:
         """A fresh B for ``weight``, from torch's global generator (seeded by the run)."""

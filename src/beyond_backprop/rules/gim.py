@@ -3,20 +3,19 @@ own patch representations."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from beyond_backprop.eval.probe import ProbedLocal, probe_predictions, probed_locals
 from beyond_backprop.losses.infonce import grid_info_nce
+from beyond_backprop.models.probes import ProbedLocal, probed_locals
 from beyond_backprop.models.projection import PatchPredictors
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import Batch, BlockContext, LearningRule, LocalLoss, Wiring
+from beyond_backprop.rules.base import Batch, BlockContext, LocalLoss, Wiring
 from beyond_backprop.rules.registry import register_rule
-from beyond_backprop.rules.simclr import encoder_blocks
+from beyond_backprop.rules.self_supervised import SelfSupervisedRule, encoder_blocks
 
 
 def cut_patches(x: Tensor, size: int, stride: int) -> tuple[Tensor, int, int]:
@@ -37,7 +36,7 @@ def patch_grid(h: Tensor, rows: int, cols: int) -> Tensor:
 
 
 @register_rule("gim", "Greedy InfoMax: per-block InfoNCE on patch representations, no gradients")
-class GreedyInfoMax(LearningRule):
+class GreedyInfoMax(SelfSupervisedRule):
     """Greedy InfoMax (Löwe, O'Connor, Veeling 2019, arXiv 1905.11786, Sec. 3 and 4.1), with
     the CPC vision task (van den Oord, Li, Vinyals 2018, arXiv 1807.03748, Sec. 3.2).
 
@@ -87,7 +86,7 @@ class GreedyInfoMax(LearningRule):
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
     _grid: tuple[int, int] = (0, 0)  # (rows, cols) of the training images' patch grid
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
@@ -132,10 +131,6 @@ class GreedyInfoMax(LearningRule):
         patches, _, _ = cut_patches(batch.x, self.config.patch_size, self.config.patch_stride)
         return Batch(patches, batch.y)
 
-    def active_blocks(self, epoch: int, num_blocks: int) -> range:
-        """The encoder: the classifier block does not run."""
-        return range(num_blocks - 1)
-
     def block_objective(self, k: int, ctx: BlockContext) -> LocalLoss:
         """InfoNCE of every offset on this block's patch grid, and the online probe."""
         local = ctx.local
@@ -154,12 +149,6 @@ class GreedyInfoMax(LearningRule):
             patches = block(patches)
             features.append(patch_grid(patches, *self._grid_shape(tuple(x.shape[1:]))))
         return features
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """Each encoder block's linear probe on its patch grid (None: the top block's)."""
-        return probe_predictions(self.block_features(stack, x), locals_)
 
     def _grid_shape(self, image_shape: tuple[int, ...]) -> tuple[int, int]:
         """(rows, cols) of the patch grid of an image ``(C, H, W)``."""

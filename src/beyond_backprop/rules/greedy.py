@@ -47,7 +47,7 @@ class GreedyLayerwise(DGL):
             return []
 
     # stale_ok is False: one block learns at a time, so there is nothing to run asynchronously
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=False)
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=False)
 
     def total_epochs(self, epochs: int, num_blocks: int) -> int:
         """``epochs_per_block`` for every block, one block after another."""

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from beyond_backprop.models.grouping import group_blocks
-from beyond_backprop.models.heads import HeadConfig, build_heads, head_loss, head_predictions
+from beyond_backprop.models.heads import HeadConfig, build_heads
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import (
-    BlockContext,
-    LearningRule,
-    LocalLoss,
-    Objective,
-    OutputGradient,
-    Wiring,
-)
+from beyond_backprop.rules.auxiliary import AuxiliaryHeadRule, head_loss
+from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, OutputGradient, Wiring
 from beyond_backprop.rules.registry import register_rule
 
 
 @register_rule("local_parallel", "local updates per chunk of blocks, with optional overlap")
-class LocalParallel(LearningRule):
+class LocalParallel(AuxiliaryHeadRule):
     """Local parallelism (Laskin, Metz, Nabarro et al., arXiv 2012.03837, Sec. 3).
 
     The stack is cut into chunks of ``chunk`` consecutive blocks; each chunk learns from the
@@ -68,16 +60,22 @@ class LocalParallel(LearningRule):
                 found.append(("overlap", f"{self.overlap} is invalid: must be 0 or 1 (blocks)"))
             return found
 
-    # "overlap": a gradient crosses a chunk boundary one block down at most; inside a chunk
-    # gradients go down as in back-propagation. Stale gradients would break the chunks' backprop.
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="overlap", stale_ok=False)
+    # stale gradients would break the chunks' back-propagation: never stale_ok
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=False)
+
+    @property
+    def wiring(self) -> Wiring:
+        """``overlap`` with overlap (a gradient crosses a chunk boundary one block down at
+        most); else ``gradient`` for chunks of several blocks (back-propagation inside a
+        chunk); ``none`` for chunks of one block without overlap (nothing crosses a block)."""
+        if self.config.overlap:
+            return replace(self.default_wiring, backward="overlap")
+        if self.config.chunk > 1:
+            return replace(self.default_wiring, backward="gradient")
+        return self.default_wiring
 
     def _is_top(self, k: int, num_blocks: int) -> bool:
         return (k + 1) % self.config.chunk == 0 or k == num_blocks - 1
-
-    def prepare(self, stack: BlockStack) -> list[str]:
-        """Merge architecture blocks into the configured blocks."""
-        return group_blocks(stack, self.config.blocks)
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """An auxiliary head on the top block of every chunk but the last."""
@@ -92,12 +90,6 @@ class LocalParallel(LearningRule):
         if self.config.overlap and "grad" in ctx.inbox:
             _train_this_block_only(ctx.h_out, ctx.x_in, ctx.inbox["grad"])
         return LocalLoss({"loss": head_loss(ctx)})
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """The last block's output, and every chunk's head."""
-        return head_predictions(stack, locals_, x)
 
 
 def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:

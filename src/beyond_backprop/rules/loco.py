@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from beyond_backprop.data.views import ViewsConfig, stacked_views
-from beyond_backprop.eval.probe import encoder_features, probe_predictions, probed_locals
+from beyond_backprop.data.views import ViewsConfig
+from beyond_backprop.models.probes import probed_locals
 from beyond_backprop.models.projection import ProjectionHead
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import (
-    Batch,
-    BlockContext,
-    LearningRule,
-    LocalLoss,
-    Objective,
-    OutputGradient,
-    Wiring,
-)
+from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, OutputGradient, Wiring
+from beyond_backprop.rules.contrastive import TwoViewContrastive, contrastive_terms
 from beyond_backprop.rules.registry import register_rule
-from beyond_backprop.rules.simclr import contrastive_terms, encoder_blocks
+from beyond_backprop.rules.self_supervised import encoder_blocks
 
 
 @register_rule("loco", "LoCo: per-block NT-Xent, each loss also trains the block below (overlap)")
-class LoCo(LearningRule):
+class LoCo(TwoViewContrastive):
     """LoCo (Xiong, Ren, Urtasun 2020, arXiv 2008.01342, Sec. 3.2-3.3, Fig. 1).
 
     Every encoder block k is a local stage with its own projection head and SimCLR NT-Xent
@@ -81,7 +73,14 @@ class LoCo(LearningRule):
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="overlap")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="overlap")
+
+    @property
+    def wiring(self) -> Wiring:
+        """With overlap a gradient goes down one block; without, nothing crosses a block."""
+        if not self.config.overlap:
+            return Wiring(forward="activation", backward="none")
+        return self.default_wiring
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """A projection head and a probe for every encoder block."""
@@ -92,14 +91,6 @@ class LoCo(LearningRule):
             for shape in shapes
         ]
         return probed_locals(shapes, heads, stack.output_shapes[-1][0], cfg.probe_pool, len(stack))
-
-    def transform_batch(self, batch: Batch, step: int) -> Batch:
-        """Two views of each image, stacked (2B); the targets repeated for the probes."""
-        return Batch(stacked_views(batch.x, self.config.views), batch.y.repeat(2))
-
-    def active_blocks(self, epoch: int, num_blocks: int) -> range:
-        """The encoder: the classifier block does not run."""
-        return range(num_blocks - 1)
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """L_k, plus (with overlap) the gradient of L_{k+1} sent down by the block above."""
@@ -115,9 +106,3 @@ class LoCo(LearningRule):
         if "grad" in ctx.inbox:
             return OutputGradient(ctx.inbox["grad"], terms)
         return LocalLoss(terms)
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """Each encoder block's linear probe (None: the top block's)."""
-        return probe_predictions(encoder_features(self, stack, x), locals_)

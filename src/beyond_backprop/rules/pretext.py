@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from beyond_backprop.data.masks import HalfSide, half_mask, hide
-from beyond_backprop.eval.probe import probe_predictions
 from beyond_backprop.losses.reconstruction import reconstruction_weights
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Batch, BlockContext, Objective
-from beyond_backprop.rules.inpaint import (
+from beyond_backprop.rules.reconstruction import (
     Mode,
     ReconstructionRule,
     masked_batch,
@@ -105,9 +103,3 @@ class Pretext(ReconstructionRule):
             h = block(h)
             features.append(h)
         return features
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """Each encoder block's linear probe on psi(X1) (None: the top block's)."""
-        return probe_predictions(self.block_features(stack, x), locals_)

@@ -63,7 +63,7 @@ class Provable(LearningRule):
                 return [("cluster_epochs", f"{self.cluster_epochs} is invalid: must be >= 1")]
             return []
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

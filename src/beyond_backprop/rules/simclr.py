@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from torch import Tensor, nn
+from torch import nn
 
-from beyond_backprop.data.views import ViewsConfig, stacked_views
-from beyond_backprop.eval.probe import (
-    ProbedLocal,
-    encoder_features,
-    probe_predictions,
-    probed_locals,
-)
-from beyond_backprop.losses.nt_xent import nt_xent
+from beyond_backprop.data.views import ViewsConfig
+from beyond_backprop.models.probes import probed_locals
 from beyond_backprop.models.projection import ProjectionHead
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import (
-    Batch,
-    BlockContext,
-    LearningRule,
-    LocalLoss,
-    Objective,
-    OutputGradient,
-    Wiring,
-)
+from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, OutputGradient, Wiring
+from beyond_backprop.rules.contrastive import TwoViewContrastive, contrastive_terms
 from beyond_backprop.rules.registry import register_rule
-
-
-def encoder_blocks(stack: BlockStack, rule: str) -> range:
-    """The encoder of a self-supervised rule: every block below the classifier (last) block."""
-    if len(stack) < 2:
-        raise ValueError(f"{rule} needs at least one block below the classifier block")
-    return range(len(stack) - 1)
-
-
-def contrastive_terms(
-    local: nn.Module | None, h_out: Tensor, y: Tensor, t: float
-) -> dict[str, Tensor]:
-    """The terms of a block of a two-view contrastive rule: NT-Xent of its projection head on
-    the two halves of ``h_out`` (when it has a head), and its online probe on both views."""
-    if not isinstance(local, ProbedLocal):
-        raise TypeError(f"expected the rule's ProbedLocal, got {type(local).__name__}")
-    terms = {"probe": local.probe_loss(h_out, y)}
-    if local.objective is not None:
-        z1, z2 = local.objective(h_out).chunk(2)
-        terms["nt_xent"] = nt_xent(z1, z2, t)
-    return terms
+from beyond_backprop.rules.self_supervised import encoder_blocks
 
 
 @register_rule("simclr", "SimCLR: NT-Xent on two augmented views, end to end or per block")
-class SimCLR(LearningRule):
+class SimCLR(TwoViewContrastive):
     """SimCLR (Chen, Kornblith, Norouzi, Hinton 2020, arXiv 2002.05709, Sec. 2.1 and Alg. 1).
 
     Each batch becomes two augmented views stacked along the batch dimension (``data.views``);
@@ -64,7 +30,8 @@ class SimCLR(LearningRule):
 
     ``mode: end_to_end`` puts the head on the top encoder block and sends the true gradient
     down (as back-propagation); ``per_block`` gives every block its own head and loss on a
-    detached input (purely local; equal to ``loco`` with ``overlap: false``, tested).
+    detached input (purely local, wiring ``none``; equal to ``loco`` with ``overlap: false``,
+    tested).
 
     ``head_depth: 3`` gives SimCLRv2's deeper head (Chen, Kornblith, Swersky, Norouzi, Hinton
     2020, arXiv 2006.10029, Sec. 2); only the rule's local modules change, so it trains on
@@ -107,7 +74,14 @@ class SimCLR(LearningRule):
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
             return found
 
-    wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
+    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
+
+    @property
+    def wiring(self) -> Wiring:
+        """End to end the gradient goes down every block; per block nothing crosses a block."""
+        if self.config.mode == "per_block":
+            return Wiring(forward="activation", backward="none")
+        return self.default_wiring
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:
         """A probe for every encoder block; projection heads where the mode puts them."""
@@ -122,23 +96,9 @@ class SimCLR(LearningRule):
         ]
         return probed_locals(shapes, heads, stack.output_shapes[-1][0], cfg.probe_pool, len(stack))
 
-    def transform_batch(self, batch: Batch, step: int) -> Batch:
-        """Two views of each image, stacked (2B); the targets repeated for the probes."""
-        return Batch(stacked_views(batch.x, self.config.views), batch.y.repeat(2))
-
-    def active_blocks(self, epoch: int, num_blocks: int) -> range:
-        """The encoder: the classifier block does not run."""
-        return range(num_blocks - 1)
-
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """NT-Xent where a head is; the gradient from above elsewhere (end to end)."""
         terms = contrastive_terms(ctx.local, ctx.h_out, ctx.batch.y, self.config.temperature)
         if "nt_xent" in terms:
             return LocalLoss(terms)
         return OutputGradient(ctx.inbox["grad"], terms)
-
-    def predictions(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
-    ) -> dict[int | None, Tensor]:
-        """Each encoder block's linear probe (None: the top block's)."""
-        return probe_predictions(encoder_features(self, stack, x), locals_)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from beyond_backprop.config import load_config
 from beyond_backprop.data.augment import AugmentConfig
-from beyond_backprop.runner import start_run
+from beyond_backprop.run import start_run
 from tests.fabricate import write_cifar10_tarball
 
 PRESET = Path(__file__).resolve().parents[3] / "configs" / "cifar10" / "smoke" / "backprop.yaml"

@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 
 from beyond_backprop.cli.app import app
 from beyond_backprop.data import TensorSplit
-from beyond_backprop.eval.probe import (
+from beyond_backprop.eval.probe import fit_probes
+from beyond_backprop.experiment import build_experiment
+from beyond_backprop.models.probes import (
     LinearProbe,
     ProbedLocal,
     encoder_features,
-    fit_probes,
     pooled,
     pooled_size,
 )
-from beyond_backprop.experiment import build_experiment
 from beyond_backprop.run import start_run
 from tests.helpers import tiny_config
 

@@ -8,9 +8,9 @@ import torch
 
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses import grid_info_nce
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.models.projection import PatchPredictors
 from beyond_backprop.rules.base import Batch, BlockContext
 from beyond_backprop.rules.gim import cut_patches, patch_grid

@@ -16,14 +16,14 @@ from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.schedules import check_schedule
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from beyond_backprop.errors import ConfigError
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses.reconstruction import masked_l2
 from beyond_backprop.models.decoders import ChannelwiseLinear
 from beyond_backprop.models.mlp import MLPConfig
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.rules.inpaint import ReconstructionHead
+from beyond_backprop.rules.reconstruction import ReconstructionHead
 from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from tests.unit.rules.ssl_helpers import ssl_config

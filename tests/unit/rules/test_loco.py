@@ -11,9 +11,9 @@ from torch import Tensor, nn
 
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses import nt_xent
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.rules.base import Batch
 from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking.checkpoint import load_latest_checkpoint

@@ -12,11 +12,11 @@ from beyond_backprop.data.masks import half_mask
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from beyond_backprop.errors import ConfigError
-from beyond_backprop.eval.probe import ProbedLocal, encoder_features
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.losses.reconstruction import masked_l2
+from beyond_backprop.models.probes import ProbedLocal, encoder_features
 from beyond_backprop.rules.base import Batch
-from beyond_backprop.rules.inpaint import ReconstructionHead
+from beyond_backprop.rules.reconstruction import ReconstructionHead
 from tests.unit.rules.ssl_helpers import ssl_config
 
 RULE = {"name": "pretext", "decoder_width": 8}

@@ -9,9 +9,9 @@ import torch
 
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
-from beyond_backprop.eval.probe import ProbedLocal
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.losses import nt_xent
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.rules.base import Batch
 from tests.unit.rules.ssl_helpers import ssl_config
 

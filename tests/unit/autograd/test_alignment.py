@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from beyond_backprop.eval.diagnostics import angle_degrees, stack_gradients, untouched
+from beyond_backprop.autograd.alignment import angle_degrees, stack_gradients, untouched
 from beyond_backprop.models.stack import BlockStack
 
 
