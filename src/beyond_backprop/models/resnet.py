@@ -145,7 +145,7 @@ class ResNetConfig:
         if self.family == "cifar":
             kind: Literal["basic", "bottleneck"] = "basic"
             counts: tuple[int, ...] = ((self.depth - 2) // 6,) * 3
-            stage_channels = (16, 32, 64)
+            stage_channels: tuple[int, ...] = (16, 32, 64)
         else:
             kind, counts = IMAGENET_STAGES[self.depth]
             stage_channels = (64, 128, 256, 512)

@@ -143,7 +143,8 @@ def test_cifar_cnn_has_the_dgl_shape() -> None:
         ({"arch": "resnet", "depth": 21}, ["model.depth: 21 is invalid: family cifar"]),
         ({"arch": "resnet", "depth": 20, "family": "imagenet"}, ["model.depth: 20 is invalid"]),
         ({"arch": "cifar_cnn", "depth": 3, "downsample": [3]}, ["model.downsample: [3]"]),
-        ({"arch": "cifar_cnn", "fc_width": 0, "mlp_layers": -1}, ["model.mlp_layers", "model.fc_width"]),
+        ({"arch": "cifar_cnn", "fc_width": 0, "mlp_layers": -1},
+         ["model.mlp_layers", "model.fc_width"]),
     ],
 )  # fmt: skip
 def test_bad_options_are_reported_with_their_key(model: dict, expected: list[str]) -> None:
