@@ -1,8 +1,18 @@
 """Networks as stacks of blocks, and the architecture registry."""
 
 import beyond_backprop.models.hierarchical  # noqa: F401  (registers "hierarchical")
-from beyond_backprop.models import cnn, mlp
+from beyond_backprop.models import cifar_cnn, cnn, mlp, resnet, vgg
 from beyond_backprop.models.registry import ARCHITECTURES, build_model, register_architecture
 from beyond_backprop.models.stack import BlockStack
 
-__all__ = ["ARCHITECTURES", "BlockStack", "build_model", "cnn", "mlp", "register_architecture"]
+__all__ = [
+    "ARCHITECTURES",
+    "BlockStack",
+    "build_model",
+    "cifar_cnn",
+    "cnn",
+    "mlp",
+    "register_architecture",
+    "resnet",
+    "vgg",
+]

@@ -28,6 +28,55 @@ class BlockStack(nn.Module):
         self.input_shape = tuple(input_shape)
         self.output_shapes = self._infer_shapes()
 
+    @classmethod
+    def from_sequential(
+        cls,
+        model: nn.Sequential | Sequence[nn.Module],
+        split_points: Sequence[int],
+        input_shape: tuple[int, ...],
+    ) -> BlockStack:
+        """Your own network as a stack, cut before the given children.
+
+        The stack's forward pass is the model's own (the same modules, in the same order, so
+        the same parameters and the same results). Any model whose forward pass is a chain of
+        children can be given as the list of them, e.g. a torchvision-style ResNet as
+        ``[m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4,
+        m.avgpool, nn.Flatten(), m.fc]`` (the flatten its ``forward`` does inline).
+
+        Args:
+            model: an ``nn.Sequential`` or a list of modules applied one after another; the
+                last one must output the class logits.
+            split_points: the index of the child that starts each block after the first,
+                strictly increasing within ``1 .. len(model) - 1`` (``[4, 8]`` on the list
+                above: the stem and ``layer1``, ``layer2`` to ``layer4``, the classifier);
+                empty: one block.
+            input_shape: one example's shape, without the batch dimension.
+        Raises:
+            ValueError: for split points out of range or not increasing (naming the value
+                and the valid range).
+        """
+        children = list(model.children() if isinstance(model, nn.Sequential) else model)
+        n = len(children)
+        points = list(split_points)
+        if not children:
+            raise ValueError("from_sequential needs at least one module")
+        for k, point in enumerate(points):
+            low = points[k - 1] + 1 if k else 1
+            if not isinstance(point, int) or not low <= point <= n - 1:
+                valid = f"{low}..{n - 1}" if low <= n - 1 else "none"
+                raise ValueError(
+                    f"split_points[{k}] = {point!r} is invalid: split points must increase "
+                    f"strictly within 1..{n - 1} (the model has {n} children); valid here: "
+                    f"{valid}"
+                )
+        starts = [0, *points]
+        ends = [*points, n]
+        blocks: list[nn.Module] = [
+            children[a] if b - a == 1 else nn.Sequential(*children[a:b])
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        return cls(blocks, input_shape)
+
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         was_training = self.training
         self.eval()  # eval mode: BatchNorm uses (and does not update) its running statistics
