@@ -12,7 +12,7 @@ autograd saves for the backward pass; the benchmark keeps the live bytes of thos
 peak over a step. Every rule runs the engine's synchronous step, which runs every block forward
 before any backward pass, so every block's graph is alive at the peak, for local rules as for
 backprop. A rule whose wiring is ``stale_ok`` gets a second row, ``[block at a time]``: forward,
-objective and backward of one block before the next block runs (``engine.mode: async_sim``
+objective and backward of one block before the next block runs (``engine.schedule: async``
 with buffers of size 1 and in-order updates: the same updates as the synchronous step), the
 schedule that keeps one block's graph alive at a time.
 
@@ -138,7 +138,7 @@ class _Saved:
 def _engine(rule: str, data: DatasetSplits, args: argparse.Namespace, block: bool) -> LocalEngine:
     engine: dict[str, Any] = {"threads": args.threads}
     if block:
-        engine.update(mode="async_sim", replay={"size": 1, "order": "in_order"})
+        engine.update(schedule="async", replay={"size": 1, "order": "in_order"})
     config = build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": args.batch_size},

@@ -15,8 +15,6 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "beyond_backprop"
 SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 
