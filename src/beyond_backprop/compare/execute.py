@@ -17,6 +17,7 @@ from typing import Any
 from beyond_backprop.compare.suite import Variant
 from beyond_backprop.config import dump_config, load_config
 from beyond_backprop.tracking.atomic import atomic_write_text
+from beyond_backprop.tracking.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 WALL_FILE = "compare_wall.json"
@@ -38,7 +39,7 @@ def find_completed_run(variant: Variant) -> Path | None:
     """The newest finished run of this variant with exactly this config, if any."""
     folder = Path(variant.config.log.root) / variant.config.name
     for run_dir in sorted(folder.glob("*/"), reverse=True):
-        summary, config = run_dir / "summary.json", run_dir / "config.yaml"
+        summary, config = RunDir(run_dir).summary, RunDir(run_dir).config
         if not (summary.is_file() and config.is_file()):
             continue
         try:
@@ -54,7 +55,7 @@ def find_completed_run(variant: Variant) -> Path | None:
 def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
     """Reuse a finished identical run unless ``force``; else train it in a child process."""
     if not force and (existing := find_completed_run(variant)) is not None:
-        summary = json.loads((existing / "summary.json").read_text())
+        summary = json.loads(RunDir(existing).summary.read_text())
         wall = _stored_wall(existing)
         return Outcome(variant, existing, summary, wall, reused=True)
     config_file = out / "configs" / f"{variant.label}.yaml"
@@ -76,7 +77,7 @@ def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
     if code != 0 or run_dir is None:
         return Outcome(variant, None, {}, wall, error=failure_reason(log_file, code))
     atomic_write_text(run_dir / WALL_FILE, json.dumps({"wall_seconds": wall}))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads(RunDir(run_dir).summary.read_text())
     return Outcome(variant, run_dir, summary, wall)
 
 

@@ -11,13 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from beyond_backprop.tracking.metrics import read_metrics
+from beyond_backprop.tracking.run_dir import RunDir
 
 
 def eval_curve(run_dir: Path) -> list[tuple[float, float]]:
     """(step, accuracy) of the network's prediction at each evaluation of a run."""
-    path = run_dir / "metrics.jsonl"
+    path = RunDir(run_dir).metrics()
     if not path.is_file():
-        path = run_dir / "metrics.rank0.jsonl"  # a staged run: rank 0 evaluates
+        path = RunDir(run_dir).metrics(0)  # a staged run: rank 0 evaluates
     if not path.is_file():
         return []
     return [

@@ -14,15 +14,14 @@ from torch import Tensor
 
 from beyond_backprop.errors import ConfigError, did_you_mean
 from beyond_backprop.tracking.metrics import Record, read_metrics
+from beyond_backprop.tracking.run_dir import RunDir
 
 Series = dict[str, list[tuple[int, float]]]
 
 
 def run_records(run_dir: Path) -> list[Record]:
     """Every record of a run: ``metrics.jsonl``, or all ``metrics.rank*.jsonl`` of a staged run."""
-    files = [run_dir / "metrics.jsonl"]
-    if not files[0].exists():
-        files = sorted(run_dir.glob("metrics.rank*.jsonl"))
+    files = RunDir(run_dir).metrics_files()
     if not files:
         raise ConfigError([f"{run_dir}: no metrics.jsonl (is it a run directory?)"])
     return [record for path in files for record in read_metrics(path)]
