@@ -90,8 +90,9 @@ class ForwardForward(LearningRule):
         """The goodness threshold of the logistic loss."""
         goodness: Literal["sum", "mean"] = "mean"
         """``sum`` of squared activities (the paper) or their ``mean`` (sum / width)."""
-        label_value: float = 1.0
-        """The value written into the label's pixel (the others get 0)."""
+        label_value: float = 3.0
+        """The value written into the label's pixel (the others get 0); 3 is about the largest
+        pixel of standardised MNIST, as the paper writes the label with the brightest value."""
         skip_first: bool = True
         """Leave the first hidden block's goodness out of the prediction (the paper)."""
 
