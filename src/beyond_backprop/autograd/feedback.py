@@ -10,7 +10,9 @@ gradient is bitwise the one autograd computes for the plain layer (tested).
 
 ``convert_to_feedback`` swaps every Linear / Conv2d inside a module; ``true_gradients`` makes
 the swapped layers behave like the plain ones for a while (the diagnostics compare against the
-true gradient that way).
+true gradient that way). With a ``feedback_fn`` the matrix used in the backward pass is not the
+buffer itself but ``feedback_fn(W, buffer)``, computed from the current weight at every forward
+pass (sign-symmetric feedback: ``sign(W)`` times magnitudes kept in the buffer).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from torch import Tensor, nn
 
 FeedbackInit = Callable[[Tensor], Tensor]
 """Draws B for a weight: takes the weight, returns a new tensor of its shape."""
+FeedbackFn = Callable[[Tensor, Tensor], Tensor]
+"""Computes the backward matrix from (the current weight, detached; the layer's buffer)."""
 
 
 class FeedbackLinearFunction(torch.autograd.Function):
@@ -101,9 +105,12 @@ class FeedbackLinear(nn.Linear):
 
     feedback: Tensor
     use_feedback: bool
+    feedback_fn: FeedbackFn | None
 
     @classmethod
-    def from_linear(cls, layer: nn.Linear, init: FeedbackInit) -> FeedbackLinear:
+    def from_linear(
+        cls, layer: nn.Linear, init: FeedbackInit, feedback_fn: FeedbackFn | None = None
+    ) -> FeedbackLinear:
         """A feedback layer sharing ``layer``'s parameters, with B drawn by ``init``."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
@@ -111,13 +118,20 @@ class FeedbackLinear(nn.Linear):
         new.weight, new.bias = layer.weight, layer.bias
         new.register_buffer("feedback", init(layer.weight.detach()).contiguous())
         new.use_feedback = True
+        new.feedback_fn = feedback_fn
         return new
+
+    def backward_matrix(self) -> Tensor:
+        """The matrix the error goes down through: B, or ``feedback_fn(W, B)``."""
+        return _backward_matrix(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """``F.linear`` forward; the backward uses B when ``use_feedback`` is set."""
         if not self.use_feedback:
             return F.linear(x, self.weight, self.bias)
-        out: Tensor = FeedbackLinearFunction.apply(x, self.weight, self.bias, self.feedback)
+        out: Tensor = FeedbackLinearFunction.apply(
+            x, self.weight, self.bias, self.backward_matrix()
+        )
         return out
 
 
@@ -126,9 +140,12 @@ class FeedbackConv2d(nn.Conv2d):
 
     feedback: Tensor
     use_feedback: bool
+    feedback_fn: FeedbackFn | None
 
     @classmethod
-    def from_conv(cls, layer: nn.Conv2d, init: FeedbackInit) -> FeedbackConv2d:
+    def from_conv(
+        cls, layer: nn.Conv2d, init: FeedbackInit, feedback_fn: FeedbackFn | None = None
+    ) -> FeedbackConv2d:
         """A feedback layer sharing ``layer``'s parameters, with B drawn by ``init``."""
         if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
             raise ValueError(
@@ -154,7 +171,12 @@ class FeedbackConv2d(nn.Conv2d):
         new.weight, new.bias = layer.weight, layer.bias
         new.register_buffer("feedback", init(layer.weight.detach()).contiguous())
         new.use_feedback = True
+        new.feedback_fn = feedback_fn
         return new
+
+    def backward_matrix(self) -> Tensor:
+        """The kernel the error goes down through: B, or ``feedback_fn(W, B)``."""
+        return _backward_matrix(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """``F.conv2d`` forward; the backward uses B when ``use_feedback`` is set."""
@@ -164,7 +186,7 @@ class FeedbackConv2d(nn.Conv2d):
             )
         geometry = (tuple(self.stride), tuple(self.padding), tuple(self.dilation), self.groups)
         out: Tensor = FeedbackConv2dFunction.apply(
-            x, self.weight, self.bias, self.feedback, geometry
+            x, self.weight, self.bias, self.backward_matrix(), geometry
         )
         return out
 
@@ -172,9 +194,20 @@ class FeedbackConv2d(nn.Conv2d):
 FEEDBACK_LAYERS = (FeedbackLinear, FeedbackConv2d)
 
 
-def convert_to_feedback(module: nn.Module, init: FeedbackInit, prefix: str = "") -> list[str]:
+def _backward_matrix(layer: FeedbackLinear | FeedbackConv2d) -> Tensor:
+    if layer.feedback_fn is None:
+        return layer.feedback
+    # computed at the forward pass from the weight as it is now, so the backward pass of this
+    # step uses the weight that produced the output (it changes only at the optimizer step)
+    return layer.feedback_fn(layer.weight.detach(), layer.feedback).contiguous()
+
+
+def convert_to_feedback(
+    module: nn.Module, init: FeedbackInit, prefix: str = "", feedback_fn: FeedbackFn | None = None
+) -> list[str]:
     """Replace every ``nn.Linear`` and ``nn.Conv2d`` inside ``module`` (in place, depth first,
-    in registration order so B is drawn in a fixed order) by its feedback version.
+    in registration order so B is drawn in a fixed order) by its feedback version; with
+    ``feedback_fn`` the backward matrix is ``feedback_fn(W, buffer)`` (see the module's doc).
 
     Returns one line per converted layer, e.g. ``blocks.0.1: Linear(784, 1024) -> FeedbackLinear``.
     """
@@ -184,15 +217,15 @@ def convert_to_feedback(module: nn.Module, init: FeedbackInit, prefix: str = "")
         if isinstance(child, FEEDBACK_LAYERS):
             continue
         if isinstance(child, nn.Linear):
-            new: nn.Module = FeedbackLinear.from_linear(child, init)
+            new: nn.Module = FeedbackLinear.from_linear(child, init, feedback_fn)
             shape = f"({child.in_features}, {child.out_features})"
             report.append(f"{path}: Linear{shape} -> FeedbackLinear")
         elif isinstance(child, nn.Conv2d):
-            new = FeedbackConv2d.from_conv(child, init)
+            new = FeedbackConv2d.from_conv(child, init, feedback_fn)
             shape = f"({child.in_channels}, {child.out_channels}, k={child.kernel_size})"
             report.append(f"{path}: Conv2d{shape} -> FeedbackConv2d")
         else:
-            report.extend(convert_to_feedback(child, init, f"{path}."))
+            report.extend(convert_to_feedback(child, init, f"{path}.", feedback_fn))
             continue
         setattr(module, name, new)
     return report
