@@ -197,7 +197,7 @@ def test_async_replay_runs_and_logs_staleness(tmp_path: Path) -> None:
 # process the blocks draw one after another from one stream, on two ranks each from its own,
 # so its staged run is a valid run but not bitwise the one-process run (checked for learning
 # below instead)
-RANDOM_OBJECTIVES = ("gim",)
+RANDOM_OBJECTIVES = ("gim", "forward_gradient")
 
 
 @pytest.mark.parametrize("rule", RULES.names())

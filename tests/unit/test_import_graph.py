@@ -4,7 +4,7 @@ Every ``import`` and ``from ... import`` in ``src/beyond_backprop`` counts, incl
 ``if TYPE_CHECKING:`` and inside functions: a deferred import hides a cycle, it does not remove
 it. ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``. For
 the package graph each first-level subpackage (``rules``, ``models``) and each top-level module
-(``registry``, ``runner``) is one node, and imports inside one node are dropped.
+(``registry``, ``experiment``) is one node, and imports inside one node are dropped.
 
 ``python -m tests.unit.test_import_graph`` prints the cycles that remain.
 """

@@ -108,7 +108,7 @@ class ForwardForward(LearningRule):
             return found
 
     @property
-    def wiring(self) -> Wiring:  # type: ignore[override]  # base: ClassVar until it turns property
+    def wiring(self) -> Wiring:
         """Forward-only: each block learns from its own goodness; nothing goes down."""
         return Wiring(forward="activation", backward="none")
 

@@ -68,7 +68,7 @@ class ForwardGradient(LearningRule):
             return found
 
     @property
-    def wiring(self) -> Wiring:  # type: ignore[override]  # base: ClassVar until it turns property
+    def wiring(self) -> Wiring:
         """Forward-only: each block learns from its own loss; nothing goes down."""
         return Wiring(forward="activation", backward="none")
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from beyond_backprop.autograd.alignment import angle_degrees, grad_angles, stack_gradients
 from beyond_backprop.autograd.feedback import convert_to_feedback, true_gradients
-from beyond_backprop.eval.diagnostics import angle_degrees, grad_angles, stack_gradients
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import (
     Batch,
@@ -76,7 +76,7 @@ class SignSymmetry(LearningRule):
             return found
 
     @property
-    def wiring(self) -> Wiring:  # type: ignore[override]  # base: ClassVar until it turns property
+    def wiring(self) -> Wiring:
         """As back-propagation: activations up, the (sign-fed-back) gradient down."""
         return Wiring(forward="activation", backward="gradient")
 
