@@ -99,6 +99,9 @@ def backward_blocks(
                            synthetic_input=synthetic_first and offset == 0)  # fmt: skip
         objective = rule.block_objective(k, ctx)
         terms.update(_checked_values(objective.terms, k, step))
+        overlap = rule.wiring.backward == "overlap" and isinstance(objective, LocalLoss)
+        if overlap and grad_from_above is not None:
+            _train_this_block_only(h_out, x_in, grad_from_above)
         _apply(objective, h_out, scale)
         # outbox tensors are messages, not graph edges: lower blocks must not back-propagate
         # into the block that sent them
@@ -193,6 +196,20 @@ def _apply(objective: Objective, h_out: Tensor, scale: float) -> None:
     tensors = [h_out, *losses]
     grads = [objective.grad, *(torch.ones_like(t) for t in losses)]
     torch.autograd.backward(tensors, grads)
+
+
+def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:
+    """The ``overlap`` wiring: a block that answers with its own ``LocalLoss`` while the block
+    above sent a gradient learns from both, but only its own loss reaches its input (and so
+    the block below). ``grad`` (dL_above/dh_out) is accumulated into the block's parameters
+    with the input's gradient zeroed, so the overlapping gradient stops one block down."""
+    handle = x_in.register_hook(torch.zeros_like) if x_in.requires_grad else None
+    try:
+        # retain_graph: the block's own loss is back-propagated through the same graph next
+        torch.autograd.backward(h_out, grad, retain_graph=True)
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 def _checked_values(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from beyond_backprop.models.heads import HeadConfig, build_heads
 from beyond_backprop.models.stack import BlockStack
@@ -31,9 +30,9 @@ class LocalParallel(AuxiliaryHeadRule):
     Deviations: overlap is counted in blocks and is at most one block (make the blocks finer,
     e.g. one layer each, to overlap a single layer); the auxiliary head defaults to spatial
     averaging to 2x2 and one linear layer, the light head of the paper's vision experiments,
-    sized for MNIST. The overlap gradient is applied inside ``block_objective`` (a backward
-    pass whose input gradient is zeroed), because an ``OutputGradient`` would carry it further
-    down than one block.
+    sized for MNIST. The overlap is the engine's: under the ``overlap`` wiring a block that
+    answers with a ``LocalLoss`` also learns from the gradient sent from above, which stops at
+    its input (``engines/step.py``).
     """
 
     @dataclass(frozen=True)
@@ -87,19 +86,6 @@ class LocalParallel(AuxiliaryHeadRule):
         (with overlap) the gradient of the chunk above, which stops at this block's input."""
         if not self._is_top(k, ctx.num_blocks):
             return OutputGradient(ctx.inbox["grad"])
-        if self.config.overlap and "grad" in ctx.inbox:
-            _train_this_block_only(ctx.h_out, ctx.x_in, ctx.inbox["grad"])
+        # with overlap (wiring ``overlap``) the engine also applies the gradient of the chunk
+        # above to this block only; without, the chunk above's gradient is not used here
         return LocalLoss({"loss": head_loss(ctx)})
-
-
-def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:
-    """Accumulate ``grad`` (dL_above/dh_out) into the block's parameters but not into its
-    input: the overlapping gradient reaches one block down and no further, so the message this
-    block sends down carries only its own chunk's loss."""
-    handle = x_in.register_hook(torch.zeros_like) if x_in.requires_grad else None
-    try:
-        # retain_graph: the block's own loss is back-propagated through the same graph next
-        torch.autograd.backward(h_out, grad, retain_graph=True)
-    finally:
-        if handle is not None:
-            handle.remove()

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
 from torch import nn
 
 from beyond_backprop.data.views import ViewsConfig
 from beyond_backprop.models.probes import probed_locals
 from beyond_backprop.models.projection import ProjectionHead
 from beyond_backprop.models.stack import BlockStack
-from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, OutputGradient, Wiring
+from beyond_backprop.rules.base import BlockContext, LocalLoss, Objective, Wiring
 from beyond_backprop.rules.contrastive import TwoViewContrastive, contrastive_terms
 from beyond_backprop.rules.registry import register_rule
 from beyond_backprop.rules.self_supervised import encoder_blocks
@@ -32,10 +31,9 @@ class LoCo(TwoViewContrastive):
     decoder ablation). The encoder, probes and evaluation are as in ``simclr``.
 
     How the overlap reaches exactly one block: the engine sends the gradient at block k's
-    input to block k-1 as ``inbox["grad"]``. Block k also back-propagates the gradient it got
-    from above (L_{k+1}), which would reach its input too; so the rule first takes dL_k/dx_k
-    alone (``torch.autograd.grad``) and a hook on the input makes that the gradient the engine
-    sends down. One extra backward pass through the head and the block per step.
+    input to block k-1 as ``inbox["grad"]``; under the ``overlap`` wiring a block answering
+    with its own ``LocalLoss`` learns from that gradient too, with its input's gradient zeroed,
+    so only dL_k/dx_k goes further down (``engines/step.py``, shared with ``local_parallel``).
 
     Deviations: stages are single blocks of the library's small CNN (the paper's stages are
     ResNet-50 residual stages, overlapping by one stage); MLP heads without BatchNorm; SGD/Adam
@@ -94,15 +92,8 @@ class LoCo(TwoViewContrastive):
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """L_k, plus (with overlap) the gradient of L_{k+1} sent down by the block above."""
-        terms = contrastive_terms(ctx.local, ctx.h_out, ctx.batch.y, self.config.temperature)
-        if not self.config.overlap:
-            return LocalLoss(terms)
-        x_in = ctx.x_in
-        if x_in.requires_grad:
-            (own,) = torch.autograd.grad(terms["nt_xent"], x_in, retain_graph=True)
-            # what goes down is dL_k/dx_k only: the gradient from above (L_{k+1}) trains this
-            # block but must stop at its input, one block below L_{k+1}'s own stage
-            x_in.register_hook(lambda _grad: own)
-        if "grad" in ctx.inbox:
-            return OutputGradient(ctx.inbox["grad"], terms)
-        return LocalLoss(terms)
+        # with overlap the engine also applies the gradient of L_{k+1} to this block only
+        # (wiring ``overlap``): it trains block k but stops at its input
+        return LocalLoss(
+            contrastive_terms(ctx.local, ctx.h_out, ctx.batch.y, self.config.temperature)
+        )
