@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,11 +27,25 @@ class Experiment:
     """The rule's module for each block (None where it has none)."""
     prepare_report: list[str]
     """What ``rule.prepare`` changed in the stack, one line each."""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    """Where the stack and the local modules are (``to``); batches are moved there."""
 
     @property
     def locals_container(self) -> nn.ModuleDict:
         """The local modules as one module, keyed by block index (for state dicts)."""
         return nn.ModuleDict({str(k): m for k, m in enumerate(self.locals) if m is not None})
+
+    def to(self, device: torch.device, data: bool = False) -> Experiment:
+        """Move the stack and the local modules (and with ``data`` the dataset) to ``device``,
+        in place; returns the experiment."""
+        self.stack.to(device)
+        for local in self.locals:
+            if local is not None:
+                local.to(device)
+        if data:
+            self.data = self.data.to(device)
+        self.device = device
+        return self
 
     def block_parameters(self, k: int) -> list[nn.Parameter]:
         """Block ``k``'s parameters and those of its local module: what its optimizer updates."""

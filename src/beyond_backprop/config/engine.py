@@ -52,6 +52,15 @@ class EngineConfig:
     (checked before training starts)."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (per process when staged); None: torch's default."""
+    device: str = "auto"
+    """Where blocks, local modules, optimizers and batches live: ``auto`` (CUDA when available,
+    else the CPU), ``cpu``, ``cuda`` (staged: ``cuda:LOCAL_RANK``) or ``cuda:N``."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast of each block's forward pass and local loss: ``fp32`` (off), ``bf16``, or
+    ``fp16`` (with a gradient scaler per block optimizer)."""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """Staged: the ``torch.distributed`` backend; ``auto``: nccl when every rank has a GPU,
+    else gloo."""
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
@@ -77,6 +86,8 @@ class EngineConfig:
         if self.mode is not None:
             hint = "engine.schedule: async" if self.mode == "async_sim" else "engine.schedule"
             found.append(("mode", f"{self.mode!r}: engine.mode was replaced by {hint}"))
+        if not _valid_device(self.device):
+            found.append(("device", f"{self.device!r} is invalid: valid: auto, cpu, cuda, cuda:N"))
         if self.threads is not None and self.threads < 1:
             found.append(("threads", f"{self.threads} is invalid: must be >= 1 or null"))
         for key in ("stages", "microbatches", "stop_check_every"):
@@ -129,3 +140,11 @@ class TrainConfig:
             if value is not None and value < 1:
                 found.append((name, f"{value} is invalid: must be >= 1 or null"))
         return found
+
+
+def _valid_device(spec: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (N a non-negative integer)."""
+    kind, _, index = spec.partition(":")
+    if not index:
+        return spec in ("auto", "cpu", "cuda")
+    return kind == "cuda" and index.isdigit()

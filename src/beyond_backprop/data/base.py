@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -24,6 +24,10 @@ class TensorSplit:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def to(self, device: torch.device) -> TensorSplit:
+        """The split on ``device``."""
+        return TensorSplit(self.x.to(device), self.y.to(device))
+
     def head(self, n: int | None) -> TensorSplit:
         """The first ``n`` examples (all when ``n`` is None)."""
         return self if n is None else TensorSplit(self.x[:n], self.y[:n])
@@ -39,6 +43,10 @@ class DatasetSplits:
     num_classes: int
     eval_split: str = "test"
     """Which split ``test`` holds: "test" or "validation" (when ``DataConfig.split`` asks)."""
+
+    def to(self, device: torch.device) -> DatasetSplits:
+        """Both splits on ``device``."""
+        return replace(self, train=self.train.to(device), test=self.test.to(device))
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -31,6 +31,9 @@ class DataConfig:
     """Where the dataset's files are, when not the default place (e.g. a CIFAR-10 folder)."""
     normalize: bool = True
     """Standardise inputs with the training set's per-channel mean and std."""
+    on_device: Literal["auto", True, False] = "auto"
+    """Keep the whole dataset on the training device (no copy per batch): ``auto`` does when
+    the device is a GPU and the data take at most a quarter of its memory."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Random crop and flip of every training batch (off by default; evaluation data is never
     augmented)."""

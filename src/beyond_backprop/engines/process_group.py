@@ -6,25 +6,31 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import torch.distributed as dist
 
 from beyond_backprop.config import ExperimentConfig
-
-
-def choose_backend() -> str:
-    """gloo: this engine keeps blocks on the CPU (nccl needs every rank on a GPU, which the
-    engine does not place blocks on yet); reported in meta.json."""
-    return "gloo"
+from beyond_backprop.engines.device import choose_backend, resolve_device, use_device
 
 
 def init_process_group(
     config: ExperimentConfig, rank: int, world_size: int, init_method: str = "env://"
 ) -> str:
-    """Join the process group with the config's short timeout; returns the backend."""
-    backend = choose_backend()
+    """Join the process group with the config's short timeout; returns the backend: nccl when
+    this rank has a GPU (``cuda:LOCAL_RANK``) and nccl is built in, else gloo
+    (``engine.backend`` can ask for one; reported in meta.json)."""
+    device = resolve_device(config.engine.device, local_rank())
+    use_device(device)
+    backend = choose_backend(config.engine.backend, device)
     timeout = datetime.timedelta(seconds=config.engine.timeout_s)
     dist.init_process_group(
         backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
     )
     return backend
+
+
+def local_rank() -> int | None:
+    """This process's rank on its machine (torchrun's ``LOCAL_RANK``; None outside torchrun)."""
+    value = os.environ.get("LOCAL_RANK")
+    return int(value) if value is not None else None

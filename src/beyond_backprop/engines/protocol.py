@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from beyond_backprop.engines.optim import BlockOptimizers
 from beyond_backprop.rules.base import Batch
 
 Terms = dict[tuple[int, str], float]
@@ -20,6 +21,8 @@ class Step(Protocol):
 
     figures: dict[tuple[int | None, str], float]
     """The rule's diagnostics computed in the last step (empty when none were due)."""
+    optimizers: BlockOptimizers
+    """The block optimizers (and, under fp16, their gradient scalers)."""
 
     def step(self, batch: Batch, step: int, epoch: int, lr: float) -> Terms:
         """Train this process's blocks on ``batch``; returns the loss terms per block."""

@@ -18,11 +18,14 @@ import torch.distributed as dist
 
 from beyond_backprop.engines.channel import Channel
 from beyond_backprop.engines.messages import DistChannel
-from beyond_backprop.engines.optim import BlockOptimizers
 from beyond_backprop.engines.protocol import Terms
 from beyond_backprop.engines.schedules import check_experiment_schedule, schedule_class
 from beyond_backprop.engines.stage import Stage
-from beyond_backprop.engines.state import load_parameter_state, parameter_state
+from beyond_backprop.engines.state import (
+    block_optimizers,
+    load_parameter_state,
+    parameter_state,
+)
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch
@@ -58,12 +61,10 @@ class StagedStep:
             raise WiringError(f"{len(self.partition)} stages for {self.world_size} processes")
         self.owned = self.partition[self.rank]
         self.num_blocks = len(stack)
-        self.optimizers = BlockOptimizers(
-            map(experiment.block_parameters, range(self.num_blocks)), experiment.config.optim
-        )
+        self.optimizers = block_optimizers(experiment)
         self.stage = Stage(
             self.rank, self.world_size, self.owned, stack, experiment.rule, experiment.locals,
-            channel or DistChannel(self.rank), self.partition,
+            channel or DistChannel(self.rank, experiment.device), self.partition,
         )  # fmt: skip
         name = experiment.config.engine.schedule
         self.schedule = schedule_class(name, staged=True)(self.stage, experiment.config)
@@ -92,7 +93,7 @@ class StagedStep:
         ``engine.stop_check_every`` steps (a collective, so not every step)."""
         if step % self.exp.config.engine.stop_check_every:
             return False
-        flag = torch.tensor([int(requested)])
+        flag = torch.tensor([int(requested)], device=self.exp.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 

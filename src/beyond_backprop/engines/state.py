@@ -1,11 +1,23 @@
-"""The parameter part of every step's checkpoint state: model, local modules, optimizers."""
+"""What every step object builds and saves alike: the block optimizers, and the parameter part
+of its checkpoint state (model, local modules, optimizers)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from beyond_backprop.engines.device import Precision
 from beyond_backprop.engines.optim import BlockOptimizers
 from beyond_backprop.experiment import Experiment
+
+
+def block_optimizers(experiment: Experiment) -> BlockOptimizers:
+    """One optimizer per block (with a gradient scaler each under fp16)."""
+    precision = Precision.of(experiment.config.engine, experiment.device)
+    return BlockOptimizers(
+        map(experiment.block_parameters, range(len(experiment.stack))),
+        experiment.config.optim,
+        scaled_on=precision.device_type if precision.scaled else None,
+    )
 
 
 def parameter_state(experiment: Experiment, optimizers: BlockOptimizers) -> dict[str, Any]:

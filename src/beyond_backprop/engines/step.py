@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from beyond_backprop.engines.device import block_autocast, current_loss_scale
 from beyond_backprop.errors import NonFiniteLossError
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Batch, BlockContext, LearningRule, LocalLoss, Objective
@@ -61,7 +62,8 @@ def forward_blocks(
         x_in = x.detach()
         if needs_input_grad and (offset > 0 or first > 0):
             x_in.requires_grad_(True)
-        x = block(x_in)
+        with block_autocast():
+            x = block(x_in)
         pairs.append((x_in, x))
     return pairs
 
@@ -97,16 +99,20 @@ def backward_blocks(
             messages["grad"] = grad_from_above
         ctx = BlockContext(k, num_blocks, x_in, h_out, batch, locals_[k], messages, step, epoch,
                            synthetic_input=synthetic_first and offset == 0)  # fmt: skip
-        objective = rule.block_objective(k, ctx)
+        with block_autocast():
+            objective = rule.block_objective(k, ctx)
+        loss_scale = current_loss_scale(k)
         terms.update(_checked_values(objective.terms, k, step))
         overlap = rule.wiring.backward == "overlap" and isinstance(objective, LocalLoss)
         if overlap and grad_from_above is not None:
-            _train_this_block_only(h_out, x_in, grad_from_above)
-        _apply(objective, h_out, scale)
+            _train_this_block_only(h_out, x_in, _scaled(grad_from_above, loss_scale))
+        _apply(objective, h_out, scale, loss_scale)
         # outbox tensors are messages, not graph edges: lower blocks must not back-propagate
         # into the block that sent them
         broadcast.update({key: v.detach() for key, v in objective.outbox.items()})
-        grad_from_above = x_in.grad if x_in.requires_grad else None
+        # what goes down is the true gradient: block k's loss scale is its own (fp16)
+        below = x_in.grad if x_in.requires_grad else None
+        grad_from_above = None if below is None else _scaled(below, 1 / loss_scale)
     return StepResult(terms, grad_from_above, broadcast)
 
 
@@ -135,6 +141,15 @@ class Late:
     def state_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
+    @classmethod
+    def on(cls, device: torch.device, state: dict[str, Any]) -> Late:
+        """A ``Late`` from its ``state_dict``, its tensors moved to ``device``."""
+        moved: dict[str, Any] = {
+            k: v.to(device) if isinstance(v, Tensor) else v for k, v in state.items()
+        }
+        moved["inbox"] = {k: v.to(device) for k, v in state.get("inbox", {}).items()}
+        return cls(**moved)
+
 
 def learn_late(
     rule: LearningRule, locals_: Sequence[nn.Module | None], late: Late, num_blocks: int
@@ -144,10 +159,11 @@ def learn_late(
     batch = Batch(late.x, late.y)
     ctx = BlockContext(k, num_blocks, late.x_in, late.h_out, batch, locals_[k], late.inbox,
                        late.step, late.epoch)  # fmt: skip
-    terms = rule.late_terms(k, ctx)
+    with block_autocast():
+        terms = rule.late_terms(k, ctx)
     values = _checked_values(terms, k, late.step)
     if terms:
-        torch.stack(list(terms.values())).sum().backward()
+        _scaled(torch.stack(list(terms.values())).sum(), current_loss_scale(k)).backward()
     return values
 
 
@@ -185,8 +201,14 @@ def train_blocks(
     return StepResult(terms, None, {})
 
 
-def _apply(objective: Objective, h_out: Tensor, scale: float) -> None:
+def _scaled(tensor: Tensor, factor: float) -> Tensor:
+    """``tensor * factor``; the tensor itself at factor 1, so fp32 paths stay bitwise."""
+    return tensor if factor == 1.0 else tensor * factor
+
+
+def _apply(objective: Objective, h_out: Tensor, scale: float, loss_scale: float = 1.0) -> None:
     losses = list(objective.terms.values())
+    scale *= loss_scale
     if scale != 1.0:  # skipped at 1 so the one-process path stays exactly as it was
         losses = [loss * scale for loss in losses]
     if isinstance(objective, LocalLoss):
@@ -194,7 +216,7 @@ def _apply(objective: Objective, h_out: Tensor, scale: float) -> None:
             torch.stack(losses).sum().backward()
         return
     tensors = [h_out, *losses]
-    grads = [objective.grad, *(torch.ones_like(t) for t in losses)]
+    grads = [_scaled(objective.grad, loss_scale), *(torch.ones_like(t) for t in losses)]
     torch.autograd.backward(tensors, grads)
 
 

@@ -26,6 +26,12 @@ from beyond_backprop.data import (
     epoch_order,
     iter_batches,
 )
+from beyond_backprop.engines.device import (
+    Precision,
+    peak_device_memory_mb,
+    synchronize,
+    training_precision,
+)
 from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.protocol import Step, Terms
@@ -77,6 +83,7 @@ class Trainer:
         self._sums: dict[tuple[int, str], float] = defaultdict(float)
         self._count = 0
         self.last_eval: dict[str, float] = {}
+        self.precision = Precision.of(config.engine, experiment.device)
         self.steps_traced: list[tuple[int, float, float]] | None = None
         """When a list (``trace()``), every step as (step, start, end) perf_counter times."""
 
@@ -106,6 +113,8 @@ class Trainer:
             for x, y in iter_batches(train, config.data.batch_size, order, start):
                 # training batches only; the same on every rank, a function of (seed, step)
                 x = augment_batch(x, config.data.augment, augment_generator(config.seed, self.step))
+                device = self.exp.device
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 self.train_step(Batch(x, y), epoch)
                 self.step += 1
                 end_of_epoch = self.step % self.steps_per_epoch == 0
@@ -139,7 +148,9 @@ class Trainer:
         """One step of the step object, timed, its terms recorded."""
         started = time.perf_counter()
         lr = lr_at(self.step, self.total_steps, self.exp.config.optim)
-        terms = self.stepper.step(batch, self.step, epoch, lr)
+        with training_precision(self.precision, self.stepper.optimizers.scale):
+            terms = self.stepper.step(batch, self.step, epoch, lr)
+        synchronize(self.exp.device)  # the step's kernels are done before the clock is read
         ended = time.perf_counter()
         self.train_seconds += ended - started
         if self.steps_traced is not None:
@@ -258,6 +269,9 @@ class Trainer:
             "eval": dict(self.last_eval),
             "accuracy": self.last_eval.get("accuracy"),
             "peak_rss_mb": peak_rss_mb(),
+            "device": str(self.exp.device),
+            "precision": self.exp.config.engine.precision,
+            "peak_device_memory_mb": peak_device_memory_mb(self.exp.device),
             **self.stepper.summary(),
         }
 

@@ -15,8 +15,10 @@ import torch
 
 from beyond_backprop.config import ExperimentConfig, dump_config, load_config
 from beyond_backprop.data import DatasetSplits
+from beyond_backprop.engines.device import check_precision, data_on_device, resolve_device
 from beyond_backprop.engines.local import LocalEngine, StageEngine
 from beyond_backprop.engines.partition import balanced_boundaries, measure_block_costs
+from beyond_backprop.engines.process_group import local_rank
 from beyond_backprop.engines.recorder import Progress
 from beyond_backprop.engines.trainer import Trainer
 from beyond_backprop.errors import CheckpointError, ConfigError
@@ -83,6 +85,7 @@ def run(
     if config.engine.threads is not None:
         torch.set_num_threads(config.engine.threads)
     experiment = build_experiment(config, data)
+    _place(experiment, group)
     run_dir = RunDir(Path(group.share(lambda: str(_create_or_open(config, resume)))))
     for line in experiment.prepare_report if group.rank == 0 else []:
         log.info("prepare: %s", line)
@@ -114,6 +117,18 @@ def run(
     if group.rank == 0:
         atomic_write_json(run_dir.summary, summary)
     return RunResult(run_dir.path, summary)
+
+
+def _place(experiment: Experiment, group: Group) -> None:
+    """Move the experiment to ``engine.device`` (rank r of a staged run: its own GPU)."""
+    engine = experiment.config.engine
+    check_precision(engine)
+    rank = local_rank() if group.distributed else None
+    device = resolve_device(engine.device, rank if rank is not None else group.rank)
+    data = experiment.data
+    nbytes = sum(t.numel() * t.element_size() for s in (data.train, data.test) for t in (s.x, s.y))
+    experiment.to(device, data=data_on_device(experiment.config.data.on_device, device, nbytes))
+    log.info("device %s, precision %s", device, engine.precision)
 
 
 def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
@@ -176,6 +191,8 @@ def _meta(engine: Trainer, group: Group) -> dict[str, object]:
         {
             "engine": "staged" if group.distributed else "local",
             "backend": torch.distributed.get_backend() if group.distributed else None,
+            "device": str(engine.exp.device),
+            "precision": config.engine.precision,
             "world_size": group.world_size,
             "threads": config.engine.threads or torch.get_num_threads(),
             "schedule": config.engine.schedule,

@@ -122,6 +122,7 @@ class Decoupled(Schedule):
         return {key: late.state_dict() if late else None for key, late in pending.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = next(self.stage.stack.parameters()).device  # checkpoints load on the CPU
         late, late_input = state.get("late"), state.get("late_input")
-        self.late = Late(**late) if late else None
-        self.late_input = Late(**late_input) if late_input else None
+        self.late = Late.on(device, late) if late else None
+        self.late_input = Late.on(device, late_input) if late_input else None

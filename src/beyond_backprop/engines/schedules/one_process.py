@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from beyond_backprop.engines.optim import BlockOptimizers
-from beyond_backprop.engines.state import load_parameter_state, parameter_state
+from beyond_backprop.engines.state import (
+    block_optimizers,
+    load_parameter_state,
+    parameter_state,
+)
 from beyond_backprop.experiment import Experiment
 
 
@@ -15,9 +18,7 @@ class OneProcessStep:
     def __init__(self, experiment: Experiment) -> None:
         self.exp = experiment
         self.num_blocks = len(experiment.stack)
-        self.optimizers = BlockOptimizers(
-            map(experiment.block_parameters, range(self.num_blocks)), experiment.config.optim
-        )
+        self.optimizers = block_optimizers(experiment)
         self.figures: dict[tuple[int | None, str], float] = {}
 
     def prepare_evaluation(self) -> bool:

@@ -85,7 +85,8 @@ class ReplaySimulation(OneProcessStep):
                 continue  # nothing has reached this module yet
             else:
                 x, y = self.buffers[k - 1].sample()
-                module_batch = Batch(x, y)
+                # entries restored from a checkpoint are on the CPU
+                module_batch = Batch(x.to(self.exp.device), y.to(self.exp.device))
             terms.update(self._module_step(k, module_batch, epoch, step, lr))
         return terms
 
