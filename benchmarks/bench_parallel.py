@@ -29,6 +29,7 @@ from benchmarks.common import environment, write_result
 from beyond_backprop.config import build_experiment_config
 from beyond_backprop.data import DatasetSplits, TensorSplit
 from beyond_backprop.engines.local import LocalEngine, StageEngine
+from beyond_backprop.engines.trainer import Trainer
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules import default_wirings
 from beyond_backprop.rules.base import Batch
@@ -51,7 +52,7 @@ def make_config(
             "model": {"arch": "mlp", "hidden": [WIDTH] * stages},
             "rule": {"name": rule},
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
-            "engine": {"name": "staged", "stages": stages, "threads": threads,
+            "engine": {"stages": stages, "threads": threads,
                        "schedule": schedule, "microbatches": microbatches},
         }
     )  # fmt: skip
@@ -79,8 +80,8 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
         dist.init_process_group(
             "gloo", init_method=f"file://{store}", rank=rank, world_size=world, timeout=timeout
         )
-        engine: LocalEngine = StageEngine(experiment, list(range(1, case["stages"])))
-        engine.trace()  # type: ignore[attr-defined]
+        engine: Trainer = StageEngine(experiment, list(range(1, case["stages"])))
+        engine.trace()
         dist.barrier()
     else:
         engine = LocalEngine(experiment)
@@ -92,19 +93,20 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
         engine.train_step(Batch(x_all[rows], y_all[rows]), epoch=0)
         engine.step += 1
     if world > 1:
-        engine.close()  # type: ignore[attr-defined]
+        engine.stepper.close()
         dist.barrier()
     ended = time.perf_counter()
     record: dict[str, Any] = {"rank": rank, "start": marks[case["warmup"]], "end": ended}
     if world > 1:
         staged: StageEngine = engine  # type: ignore[assignment]
         window = [(s, a, b) for s, a, b in staged.steps_traced or [] if s >= case["warmup"]]
-        waits = [(a, b) for a, b in staged.stage.channel.waits or [] if a >= window[0][1]]
+        channel = staged.stepper.stage.channel
+        waits = [(a, b) for a, b in channel.waits or [] if a >= window[0][1]]
         record.update(
             start=window[0][1],
             busy=sum(b - a for _, a, b in window) - sum(b - a for a, b in waits),
             trace=[(s, a, b) for s, a, b in staged.steps_traced or []],
-            waits=list(staged.stage.channel.waits or []),
+            waits=list(channel.waits or []),
         )
         dist.destroy_process_group()
     torch.save(record, f"{out}.{rank}")

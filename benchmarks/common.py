@@ -24,6 +24,7 @@ def environment() -> dict[str, Any]:
         "host": socket.gethostname(),
         "python": platform.python_version(),
         "date": datetime.date.today().isoformat(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
