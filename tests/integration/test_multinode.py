@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 SMOKE = Path(__file__).parents[2] / "configs" / "smoke" / "dgl.yaml"
-SETTINGS = ["engine.stages=2", "engine.schedule=pipelined", "engine.boundaries=[1]", "engine.threads=1",
+SETTINGS = ["engine.stages=2", "engine.schedule=pipelined", "engine.boundaries=[1]",
+            "engine.threads=1",
             "train.max_steps=6", "log.progress=false"]  # fmt: skip
 
 
@@ -40,7 +41,7 @@ def test_two_nodes_on_loopback_train_like_two_local_processes(tmp_path: Path) ->
         launch(
             ["--nnodes", "2", "--nproc", "1", "--rdzv-endpoint", endpoint, "--rdzv-id", "loopback"],
             tmp_path / "nodes",
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     outputs = [node.communicate(timeout=120)[0] for node in nodes]

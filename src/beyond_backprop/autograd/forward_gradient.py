@@ -35,7 +35,7 @@ def forward_gradient(
         raise ValueError(f"num_tangents must be >= 1, got {num_tangents}")
     primals = tuple(p.detach() for p in primals)
     estimates = [torch.zeros_like(p) for p in primals]
-    value = torch.zeros(())
+    value = torch.zeros((), device=primals[0].device if primals else None)
     for k in range(num_tangents):
         tangents = tuple(torch.randn_like(p) for p in primals)
         out, directional = torch.func.jvp(fn, primals, tangents)[:2]
@@ -49,6 +49,9 @@ def forward_gradient(
 def with_gradient(value: Tensor, pairs: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
     """A scalar equal to ``value`` whose backward pass leaves ``grad`` in each ``tensor`` of
     ``pairs`` (``(tensor, grad)``; a non-leaf tensor passes it on to what made it)."""
-    surrogate = sum(((t * g.detach()).sum() for t, g in pairs), torch.zeros(()))
+    surrogate = sum(
+        ((t * g.detach()).sum() for t, g in pairs),
+        torch.zeros((), device=pairs[0][0].device if pairs else None),
+    )
     # s - s.detach() is exactly 0 in value and has gradient ds: the value stays the loss
     return value.detach() + (surrogate - surrogate.detach())

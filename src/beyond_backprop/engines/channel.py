@@ -57,8 +57,10 @@ class Channel(ABC):
 
     def send_named(self, messages: dict[str, Tensor], dst: int) -> None:
         """Send a mapping of named tensors (possibly empty)."""
+        # cpu: here and below, ``send`` moves what it sends to the channel's device
         self.send(torch.tensor([len(messages)], dtype=torch.int64), dst)
         for name, tensor in sorted(messages.items()):
+            # cpu: the name's bytes, moved by ``send``
             self.send(torch.tensor(list(name.encode()), dtype=torch.uint8), dst)
             self.send(tensor, dst)
 

@@ -33,7 +33,8 @@ def evaluate(
     correct: dict[int | None, float] = defaultdict(float)
     loss: dict[int | None, float] = defaultdict(float)
     with torch.no_grad():
-        device = next(iter([*stack.parameters(), *stack.buffers()]), torch.empty(0)).device
+        tensors = [*stack.parameters(), *stack.buffers()]
+        device = tensors[0].device if tensors else torch.device("cpu")
         for x, y in iter_batches(split, batch_size):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             for key, logits in rule.predictions(stack, locals_, x).items():

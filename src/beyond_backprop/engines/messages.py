@@ -42,12 +42,13 @@ class DistChannel(Channel):
         self._in_flight: list[tuple[Any, Tensor]] = []
 
     def send(self, tensor: Tensor, dst: int) -> None:
-        payload = tensor.detach().contiguous()
-        self._isend(_header(TENSOR, payload), dst)
+        # everything travels from this rank's device (nccl sends only device tensors)
+        payload = tensor.detach().to(self.device).contiguous()
+        self._isend(_header(TENSOR, payload).to(self.device), dst)
         self._isend(payload.to(torch.uint8) if payload.dtype == torch.bool else payload, dst)
 
     def send_stop(self, dst: int) -> None:
-        self._isend(_header(STOP, None), dst)
+        self._isend(_header(STOP, None).to(self.device), dst)
 
     def flush(self) -> None:
         for work, _ in self._in_flight:
@@ -62,7 +63,7 @@ class DistChannel(Channel):
             self._in_flight.pop(0)
 
     def recv(self, src: int, track: bool = True) -> Tensor | None:
-        header = torch.empty(HEADER, dtype=torch.int64)
+        header = torch.empty(HEADER, dtype=torch.int64, device=self.device)
         started = time.perf_counter()
         self._guard(lambda: dist.recv(header, src), "receive from", src)
         if track:
@@ -91,6 +92,7 @@ class DistChannel(Channel):
 
 
 def _header(kind: int, tensor: Tensor | None) -> Tensor:
+    # cpu: built here, moved to the channel's device when sent
     header = torch.zeros(HEADER, dtype=torch.int64)
     header[0] = kind
     if tensor is not None:
@@ -100,5 +102,6 @@ def _header(kind: int, tensor: Tensor | None) -> Tensor:
             raise ValueError(f"cannot send dtype {tensor.dtype}; valid: {DTYPES}")
         header[1] = DTYPES.index(tensor.dtype)
         header[2] = tensor.dim()
+        # cpu: the header's own values
         header[3 : 3 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
     return header

@@ -80,6 +80,7 @@ def train_supervised(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for _ in range(epochs):
+            # cpu: a batch order (indices into CPU features)
             for x, y in iter_batches(labeled, batch_size, torch.randperm(len(labeled))):
                 optimizer.zero_grad()
                 F.cross_entropy(net(x), y).backward()
@@ -109,6 +110,7 @@ def distill(
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     teacher.eval()
     student.train()
+    # cpu: placeholder targets, never used
     pool = TensorSplit(unlabeled, torch.zeros(len(unlabeled), dtype=torch.long))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -116,6 +118,7 @@ def distill(
             _forever(labeled, batch_size) if alpha < 1 and labeled is not None else None
         )
         for _ in range(epochs):
+            # cpu: a batch order (indices into CPU features)
             for x, _ in iter_batches(pool, batch_size, torch.randperm(len(pool))):
                 with torch.no_grad():
                     target = teacher(x)
@@ -131,6 +134,7 @@ def distill(
 def _forever(split: TensorSplit, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """Shuffled batches of ``split``, epoch after epoch (drawn from the global generator)."""
     while True:
+        # cpu: a batch order (indices into CPU features)
         yield from iter_batches(split, batch_size, torch.randperm(len(split)))
 
 

@@ -96,6 +96,7 @@ def fit_probes(
             probe = nn.Linear(f_train.shape[1], num_classes)
             optimizer = torch.optim.Adam(probe.parameters(), lr=lr)
             for _ in range(epochs):
+                # cpu: a batch order (indices into CPU features)
                 for idx in torch.randperm(len(f_train)).split(batch_size):
                     optimizer.zero_grad()
                     F.cross_entropy(probe(f_train[idx]), train.y[idx]).backward()

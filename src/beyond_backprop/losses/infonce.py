@@ -52,8 +52,10 @@ def sample_negatives(n: int, m: int) -> Tensor:
     """``(n, m)`` indices: for row i, ``m`` draws from ``{0 .. n-1} \\ {i}`` (global generator)."""
     if n < 2:
         raise ValueError("sampled InfoNCE needs at least two targets")
+    # cpu: global-RNG draw (checkpointed); indices
     drawn = torch.randint(0, n - 1, (n, m))
-    return drawn + (drawn >= torch.arange(n).view(-1, 1)).long()  # skip the positive
+    # cpu: indices; skip the positive
+    return drawn + (drawn >= torch.arange(n).view(-1, 1)).long()
 
 
 def grid_info_nce(

@@ -29,7 +29,9 @@ class ChannelwiseLinear(nn.Module):
     def __init__(self, channels: int, size: int) -> None:
         super().__init__()
         bound = 1 / math.sqrt(size)  # nn.Linear's default initialisation, per channel
+        # cpu: parameters, moved with the module
         self.weight = nn.Parameter(torch.empty(channels, size, size).uniform_(-bound, bound))
+        # cpu: as the weight
         self.bias = nn.Parameter(torch.empty(channels, size).uniform_(-bound, bound))
 
     def forward(self, h: Tensor) -> Tensor:

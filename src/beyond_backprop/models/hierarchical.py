@@ -42,11 +42,15 @@ class PatchLayer(nn.Module):
         self.quantize = quantize or clusters is None
         self.head = nn.Conv2d(width, num_classes, 1) if self.quantize else None
         self.centroids = (
-            nn.Parameter(torch.zeros(clusters, num_classes))
+            nn.Parameter(
+                # cpu: a parameter, moved with the module
+                torch.zeros(clusters, num_classes)
+            )
             if clusters is not None and quantize
             else None
         )
         # set once the centroids were seeded from data (checkpointed with the model)
+        # cpu: a buffer, moved with the module
         self.register_buffer("seeded", torch.tensor(False))
 
     def scores(self, x: Tensor) -> Tensor:

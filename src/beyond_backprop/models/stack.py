@@ -82,6 +82,7 @@ class BlockStack(nn.Module):
         self.eval()  # eval mode: BatchNorm uses (and does not update) its running statistics
         shapes = []
         with torch.no_grad():
+            # cpu: the shape dry run at build time
             h = torch.zeros(2, *self.input_shape)
             for block in self.blocks:
                 h = block(h)

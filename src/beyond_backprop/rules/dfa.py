@@ -110,6 +110,7 @@ class DirectFeedbackAlignment(LearningRule):
 
     def _draw(self, classes: int, columns: int) -> Tensor:
         bound = self.config.scale / math.sqrt(columns)
+        # cpu: drawn when the locals are built, moved with them
         return torch.empty(classes, columns).uniform_(-bound, bound)
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:

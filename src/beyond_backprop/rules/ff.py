@@ -127,7 +127,9 @@ class ForwardForward(LearningRule):
         """Positives (true label) then negatives (a random wrong label): 2B examples; the
         targets are the labels written in."""
         c = self.num_classes
-        wrong = (batch.y + torch.randint(1, c, batch.y.shape)) % c  # never the true label
+        wrong = (
+            batch.y + torch.randint(1, c, batch.y.shape).to(batch.y.device)
+        ) % c  # never the true label
         x = torch.cat([embed_label(batch.x, batch.y, c, self.config.label_value),
                        embed_label(batch.x, wrong, c, self.config.label_value)])  # fmt: skip
         return Batch(x, torch.cat([batch.y, wrong]))
@@ -152,7 +154,7 @@ class ForwardForward(LearningRule):
         hidden = len(stack) - 1
         per_block: list[list[Tensor]] = [[] for _ in range(hidden)]
         for label in range(self.num_classes):
-            labels = torch.full((len(x),), label, dtype=torch.long)
+            labels = torch.full((len(x),), label, dtype=torch.long, device=x.device)
             h = embed_label(x, labels, self.num_classes, self.config.label_value)
             for k in range(hidden):
                 h = stack.blocks[k](h)

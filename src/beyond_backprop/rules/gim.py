@@ -104,6 +104,7 @@ class GreedyInfoMax(SelfSupervisedRule):
             raise ValueError(
                 f"gim: rule.offsets={cfg.offsets} must be below the patch grid's {rows} rows"
             )
+        # cpu: a dry run at build time
         probe = torch.zeros(2, shape[0], cfg.patch_size, cfg.patch_size)
         dims = []
         was_training = stack.training

@@ -107,6 +107,7 @@ class Asynchronous(Schedule):
         modules = list(stage.stack.blocks[stage.blocks.start : stage.blocks.stop])
         pairs = forward_blocks(modules, stage.blocks.start, batch.x, needs_input_grad=False)
         if not stage.last:
+            # cpu: the channel moves what it sends to its device
             message = {"h": pairs[-1][1], "y": batch.y, "step": torch.tensor([step])}
             stage.channel.send_named(message, stage.rank + 1)
         terms, _ = stage.backward(pairs, batch, step, epoch, {})
