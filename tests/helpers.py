@@ -6,9 +6,13 @@ import sys
 from typing import Any
 
 import pytest
+import torch
 
 from beyond_backprop.cli.app import main
 from beyond_backprop.config import ExperimentConfig, build_experiment_config
+
+AVAILABLE_DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+"""The devices tests that take one run on: the CPU, and CUDA where torch sees a GPU."""
 
 
 def tiny_config(tmp_path: Any = None, **sections: Any) -> ExperimentConfig:

@@ -19,10 +19,9 @@ from beyond_backprop.errors import ConfigError
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules import RULES
 from beyond_backprop.run import resume_run, start_run
-from tests.helpers import run_cli, tiny_config
+from tests.helpers import AVAILABLE_DEVICES, run_cli, tiny_config
 
 SMOKE = Path(__file__).parents[3] / "configs" / "smoke"
-DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 def fake_cuda(monkeypatch: pytest.MonkeyPatch, count: int, nccl: bool = True) -> None:
@@ -88,7 +87,7 @@ def test_bbp_train_on_cuda_without_a_gpu_exits_2_with_one_line(
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", AVAILABLE_DEVICES)
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("rule", RULES.names())
 def test_every_rule_trains_in_low_precision(

@@ -16,7 +16,7 @@ from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.engines.staged import StagedStep
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch
-from tests.helpers import tiny_config
+from tests.helpers import AVAILABLE_DEVICES, tiny_config
 from tests.integration.staged_harness import experiment_for
 
 STEPS = 4
@@ -31,19 +31,24 @@ def config(schedule: str, stages: int, rule: str = "backprop", **engine: Any) ->
     )
 
 
-def batches(experiment: Experiment) -> list[Batch]:
-    x, y = experiment.data.train.x, experiment.data.train.y
+def batches(experiment: Experiment, device: torch.device) -> list[Batch]:
+    x, y = experiment.data.train.x.to(device), experiment.data.train.y.to(device)
     return [Batch(x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32]) for i in range(STEPS)]
 
 
 def run_fake(
-    cfg: ExperimentConfig, forward_only: bool, boundaries: list[int], timeout_s: float = 10.0
+    cfg: ExperimentConfig,
+    forward_only: bool,
+    boundaries: list[int],
+    timeout_s: float = 10.0,
+    device: str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], FakeNetwork, list[StagedStep]]:
     """Each fake rank builds its own experiment (as a process would) and trains its stage in a
     thread; returns the whole stack's parameters merged from the ranks' own blocks."""
     world = len(boundaries) + 1
     network = FakeNetwork(world, timeout_s)
-    experiments = [experiment_for(cfg, forward_only) for _ in range(world)]
+    where = torch.device(device)
+    experiments = [experiment_for(cfg, forward_only).to(where) for _ in range(world)]
     steppers = [
         StagedStep(experiments[r], boundaries, r, world, network.channel(r)) for r in range(world)
     ]
@@ -51,7 +56,7 @@ def run_fake(
 
     def train(rank: int) -> None:
         try:
-            for step, batch in enumerate(batches(experiments[rank])):
+            for step, batch in enumerate(batches(experiments[rank], where)):
                 steppers[rank].step(batch, step, 0, cfg.optim.lr)
             steppers[rank].close()
         except BaseException as error:
@@ -68,16 +73,18 @@ def run_fake(
     for stepper in steppers:
         for k in stepper.owned:
             block = stepper.exp.stack.blocks[k].state_dict()
-            merged.update({f"blocks.{k}.{name}": v for name, v in block.items()})
+            merged.update({f"blocks.{k}.{name}": v.cpu() for name, v in block.items()})
     return merged, network, steppers
 
 
-def run_local(cfg: ExperimentConfig, forward_only: bool) -> dict[str, torch.Tensor]:
-    engine = LocalEngine(experiment_for(cfg, forward_only))
-    for step, batch in enumerate(batches(engine.exp)):
+def run_local(
+    cfg: ExperimentConfig, forward_only: bool, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
+    engine = LocalEngine(experiment_for(cfg, forward_only).to(torch.device(device)))
+    for step, batch in enumerate(batches(engine.exp, engine.exp.device)):
         engine.train_step(batch, 0)
         engine.step = step + 1
-    return engine.exp.stack.state_dict()
+    return {k: v.cpu() for k, v in engine.exp.stack.state_dict().items()}
 
 
 def assert_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], exact: bool) -> None:
@@ -89,21 +96,27 @@ def assert_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], exact: 
             torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+@pytest.mark.parametrize("device", AVAILABLE_DEVICES)
 @pytest.mark.parametrize("boundaries", [[2], [1, 3], [1, 2, 3]])
-def test_naive_backprop_on_fake_stages_is_bitwise_one_process(boundaries: list[int]) -> None:
+def test_naive_backprop_on_fake_stages_is_bitwise_one_process(
+    boundaries: list[int], device: str
+) -> None:
     cfg = config("naive", len(boundaries) + 1)
-    staged, network, _ = run_fake(cfg, False, boundaries)
-    assert_equal(staged, run_local(cfg, False), exact=True)
+    staged, network, _ = run_fake(cfg, False, boundaries, device=device)
+    assert_equal(staged, run_local(cfg, False, device), exact=True)
     # lockstep: per step one activation up and one named message down per boundary
     ups = [e for e in network.log if e[1] == e[0] + 1]
     assert len({(s, d) for s, d, _ in ups}) == len(boundaries)
 
 
+@pytest.mark.parametrize("device", AVAILABLE_DEVICES)
 @pytest.mark.parametrize("boundaries", [[2], [1, 2, 3]])
-def test_pipelined_sends_only_upwards_and_is_bitwise_one_process(boundaries: list[int]) -> None:
+def test_pipelined_sends_only_upwards_and_is_bitwise_one_process(
+    boundaries: list[int], device: str
+) -> None:
     cfg = config("pipelined", len(boundaries) + 1)
-    staged, network, _ = run_fake(cfg, True, boundaries)
-    assert_equal(staged, run_local(cfg, True), exact=True)
+    staged, network, _ = run_fake(cfg, True, boundaries, device=device)
+    assert_equal(staged, run_local(cfg, True, device), exact=True)
     assert network.log and all(dst == src + 1 for src, dst, _ in network.log)
     assert sum(1 for src, _, _ in network.log if src == 0) == STEPS  # one activation a step
 
