@@ -44,13 +44,20 @@ def schedule_for(rule: str) -> str:
 
 
 def make_config(
-    rule: str, stages: int, batch: int, threads: int, microbatches: int, schedule: str
+    rule: str,
+    stages: int,
+    batch: int,
+    threads: int,
+    microbatches: int,
+    schedule: str,
+    model: dict[str, Any] | None = None,
+    rule_options: dict[str, Any] | None = None,
 ) -> Any:
     return build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": batch},
-            "model": {"arch": "mlp", "hidden": [WIDTH] * stages},
-            "rule": {"name": rule},
+            "model": model or {"arch": "mlp", "hidden": [WIDTH] * stages},
+            "rule": {"name": rule, **(rule_options or {})},
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
             "engine": {"stages": stages, "threads": threads,
                        "schedule": schedule, "microbatches": microbatches},
@@ -71,7 +78,8 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     config = make_config(
         case["rule"], case["stages"], case["batch"], threads, case["microbatches"],
-        case.get("schedule") or schedule_for(case["rule"]),
+        case.get("schedule") or schedule_for(case["rule"]), case.get("model"),
+        case.get("rule_options"),
     )  # fmt: skip
     data = fake_data(case["batch"] * case["steps"])
     experiment = build_experiment(config, data)
