@@ -84,7 +84,10 @@ class EngineConfig:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
         if not self.timeout_s > 0:
             found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))
-        if self.boundaries is not None and len(self.boundaries) != self.stages - 1:
+        starts = list(self.boundaries or ())
+        if starts != sorted(set(starts)) or any(k < 1 for k in starts):
+            found.append(("boundaries", f"{starts} is invalid: indices >= 1, strictly increasing"))
+        elif self.boundaries is not None and len(self.boundaries) != self.stages - 1:
             found.append(
                 ("boundaries", f"{list(self.boundaries)} gives {len(self.boundaries) + 1} stages "
                  f"but engine.stages is {self.stages}")
