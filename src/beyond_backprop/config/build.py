@@ -161,7 +161,7 @@ INT_BOUND = 2**63
 """Integers must fit in a signed 64-bit integer (torch and numpy take nothing wider)."""
 
 
-def scalar_problem(value: bool | int | float | str, tp: type) -> str | None:
+def scalar_problem(value: Any, tp: type) -> str | None:
     """Why a well-typed scalar is still unusable in every field of type ``tp``, or None.
 
     Every float field refuses NaN and infinity (a NaN rate trains NaN weights and compares
