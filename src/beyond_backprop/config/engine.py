@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+MAX_THREADS = 1024
+"""The most threads a run may ask torch for (torch's own limit is a C int)."""
+
 
 @dataclass(frozen=True)
 class ReplayConfig:
@@ -77,8 +80,10 @@ class EngineConfig:
         if self.mode is not None:
             hint = "engine.schedule: async" if self.mode == "async_sim" else "engine.schedule"
             found.append(("mode", f"{self.mode!r}: engine.mode was replaced by {hint}"))
-        if self.threads is not None and self.threads < 1:
-            found.append(("threads", f"{self.threads} is invalid: must be >= 1 or null"))
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            found.append(
+                ("threads", f"{self.threads} is invalid: must be in [1, {MAX_THREADS}] or null")
+            )
         for key in ("stages", "microbatches", "stop_check_every"):
             if getattr(self, key) < 1:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))

@@ -35,6 +35,8 @@ BAD = [
     ("engine.replay.slowdown=.nan", "engine.replay.slowdown"),
     ("data.batch_size=99999999999999999999", "data.batch_size"),
     ("data.augment.crop_padding=-1", "data.augment.crop_padding"),
+    ("data.augment.crop_padding=1000000", "data.augment.crop_padding"),
+    ("engine.threads=1000000000000", "engine.threads"),
 ]
 ARCH_BAD = [
     ("cnn", "model.channels=[0,4,8]", "model.channels"),
@@ -42,6 +44,8 @@ ARCH_BAD = [
     ("cnn", "model.fc_width=-1", "model.fc_width"),
     ("vgg", "model.width=.nan", "model.width"),
     ("resnet", "model.width=.inf", "model.width"),
+    ("resnet", "model.width=1e30", "model.width"),
+    ("vgg", "model.width=1e30", "model.width"),
     ("cifar_cnn", "model.width=0", "model.width"),
 ]
 RULE_BAD = [
@@ -53,6 +57,7 @@ RULE_BAD = [
     ("simclr", "rule.temperature=.inf", "rule.temperature"),
     ("ff", "rule.theta=.nan", "rule.theta"),
     ("inpaint", "rule.overlap_weight=.inf", "rule.overlap_weight"),
+    ("inpaint", "rule.mask_seed=-1", "rule.mask_seed"),
 ]
 
 
