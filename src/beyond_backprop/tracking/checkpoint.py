@@ -202,8 +202,8 @@ def _verify(path: Path) -> None:
         raise CheckpointError(f"cannot read checksum {sidecar}: {exc}") from exc
     if file_sha256(path) != recorded:
         raise CheckpointError(
-            f"checkpoint {path} is corrupted: its sha256 differs from the one recorded in "
-            f"{sidecar.name} when it was written"
+            f"cannot read checkpoint {path}: it is corrupted (its sha256 differs from the one "
+            f"recorded in {sidecar.name} when it was written)"
         )
 
 
