@@ -3,15 +3,17 @@ keys in which two configs differ (so a refused resume says what changed)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
 import yaml
 
-from beyond_backprop.config.build import config_to_dict
+from beyond_backprop.config.build import build_experiment_config, config_to_dict
 from beyond_backprop.config.load import dump_config
 from beyond_backprop.config.schema import ExperimentConfig
 from beyond_backprop.config.yaml_safe import safe_load
+from beyond_backprop.errors import ConfigError
 
 
 def config_sha256(text: str) -> str:
@@ -27,12 +29,19 @@ def config_fingerprint(config: ExperimentConfig) -> dict[str, str]:
 
 def config_changes(old_text: str, config: ExperimentConfig, limit: int = 6) -> list[str]:
     """``key: old -> new`` for each key in which ``config`` differs from the dumped config
-    ``old_text`` (at most ``limit``, then a count of the rest)."""
+    ``old_text`` (at most ``limit``, then a count of the rest).
+
+    The old text is read as a config first, so that a key it lacks (a field added since it
+    was written) counts as its default: such a config has no changes.
+    """
     try:
-        old = _flat(safe_load(old_text))
+        tree = safe_load(old_text)
     except (yaml.YAMLError, ValueError):
         return ["(the stored config cannot be read)"]
-    new = _flat(config_to_dict(config))
+    # a key since removed or renamed fails to build: then the text is compared as it is
+    with contextlib.suppress(ConfigError):
+        tree = config_to_dict(build_experiment_config(tree))
+    old, new = _flat(tree), _flat(config_to_dict(config))
     changes = [
         f"{key}: {_show(old, key)} -> {_show(new, key)}"
         for key in sorted(old.keys() | new.keys())

@@ -64,8 +64,10 @@ def check_compatible(state: dict[str, Any], config: ExperimentConfig, where: str
     stored = state.get("config_sha256")
     if stored is None:
         return
-    if stored != config_fingerprint(config)["config_sha256"]:
-        changes = config_changes(str(state.get("config", "")), config)
+    if stored == config_fingerprint(config)["config_sha256"]:
+        return
+    changes = config_changes(str(state.get("config", "")), config)
+    if changes:  # none: only fields added since, at their defaults
         raise CheckpointError(
             f"checkpoint {where} was written with another config ({'; '.join(changes)}); "
             "resume with the config the run was started with (was its config.yaml edited?)"

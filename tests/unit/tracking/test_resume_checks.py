@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from beyond_backprop.config.fingerprint import config_sha256
 from beyond_backprop.errors import CheckpointError, CheckpointWriteError
 from beyond_backprop.run import resume_run, start_run
 from beyond_backprop.tracking import checkpoint
@@ -56,6 +57,19 @@ def test_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
     shutil.copytree(other.run_dir / "checkpoints", ours.run_dir / "checkpoints")
     with pytest.raises(CheckpointError, match=r"model.hidden: \[8\] -> \[16, 16\]"):
         resume_run(ours.run_dir)
+
+
+def test_config_stored_without_a_field_added_since_still_resumes(tmp_path: Path) -> None:
+    stopped = start_run(tiny_config(tmp_path, train={"epochs": 2}), stop_after=3)
+    loaded = load_latest_checkpoint(stopped.run_dir)
+    assert loaded is not None
+    state = loaded[1]
+    old = yaml.safe_load(state["config"])
+    del old["deterministic"], old["optim"]["gamma"]  # as written before these fields existed
+    state["config"] = yaml.safe_dump(old, sort_keys=False)
+    state["config_sha256"] = config_sha256(state["config"])
+    save_checkpoint(stopped.run_dir, loaded[0], state)
+    assert resume_run(stopped.run_dir).summary["completed"]
 
 
 def test_checkpoint_missing_an_entry_is_one_line(tmp_path: Path) -> None:
