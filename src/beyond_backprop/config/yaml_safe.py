@@ -64,12 +64,15 @@ class _Loader(yaml.SafeLoader):
 
 
 # A float resolver for the first characters a float can start with; resolvers are checked in
-# order, so ours goes first for each, ahead of YAML 1.1's int and float patterns.
+# order, so ours goes first for each, ahead of YAML 1.1's int and float patterns. The loader
+# gets its own copy of the table: yaml.safe_load elsewhere keeps YAML 1.1.
+_Loader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 for _first in "-+.0123456789":
-    _Loader.yaml_implicit_resolvers.setdefault(_first, [])
     _Loader.yaml_implicit_resolvers[_first] = [
         ("tag:yaml.org,2002:float", _FLOAT),
-        *_Loader.yaml_implicit_resolvers[_first],
+        *_Loader.yaml_implicit_resolvers.get(_first, []),
     ]
 
 

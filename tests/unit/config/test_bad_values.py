@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from beyond_backprop.config import build_experiment_config, load_config
 from beyond_backprop.config.yaml_safe import safe_load
@@ -123,6 +124,7 @@ def test_yaml_floats_and_non_floats() -> None:
     read = {raw: safe_load(raw) for raw in ("-2e-4", "+1.5E3", "1_000.5", "1e", ".", "12", "0x1f")}
     assert read == {"-2e-4": -2e-4, "+1.5E3": 1500.0, "1_000.5": 1000.5, "1e": "1e", ".": ".",
                     "12": 12, "0x1f": 31}  # fmt: skip
+    assert yaml.safe_load("1e-3") == "1e-3"  # PyYAML's own loader is left as it is
 
 
 def test_nul_in_a_string_built_in_code() -> None:
