@@ -35,6 +35,13 @@ class CheckpointError(BeyondBackpropError):
     """A checkpoint or run directory cannot be read."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (a full disk, no permission); the previous
+    checkpoint stays the latest, so the run can be resumed from it once there is room."""
+
+    exit_code = 4
+
+
 class WiringError(BeyondBackpropError):
     """An engine or schedule cannot serve a rule's wiring."""
 

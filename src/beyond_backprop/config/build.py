@@ -4,6 +4,8 @@ problem instead of stopping at the first."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -40,20 +42,36 @@ def build_dataclass(cls: type, data: Any, path: str, errors: list[str]) -> Any:
         if key not in fields:
             hint = did_you_mean(str(key), fields)
             errors.append(f"{_join(path, key)}: unknown key{hint}; valid: {', '.join(fields)}")
-    values = {}
-    before = len(errors)
+    values, failed = {}, set()
     for name in fields:
+        before = len(errors)
         if name in data:
             values[name] = _convert(data[name], hints[name], _join(path, name), errors)
         elif hints[name] in _SECTIONS:  # a section's options come from its selected class
             values[name] = _build_section(hints[name], {}, _join(path, name), errors)
-    if len(errors) > before:
+        if len(errors) > before:
+            failed.add(name)
+            values.pop(name)
+    try:
+        # the fields that failed take their defaults, so that the value checks of the
+        # others still run: every problem is reported at once
+        instance = cls(**values)
+    except TypeError:  # a failed field without a default
         return None
-    instance = cls(**values)
     problems = getattr(instance, "problems", None)
     if problems is not None:
-        errors.extend(f"{_join(path, key)}: {message}" for key, message in problems())
-    return instance
+        errors.extend(
+            f"{_join(path, key)}: {message}"
+            for key, message in problems()
+            if not _mentions(key, message, failed)
+        )
+    return None if failed else instance
+
+
+def _mentions(key: str, message: str, failed: set[str]) -> bool:
+    """Whether a problem is about a field that failed (and so was checked at its default)."""
+    words = set(re.findall(r"\w+", message)) | {key.split(".")[0].split("[")[0]}
+    return not failed.isdisjoint(words)
 
 
 def _build_section(cls: type, data: Any, path: str, errors: list[str]) -> Any:
@@ -132,7 +150,31 @@ def _convert_scalar(value: Any, tp: Any, path: str, errors: list[str]) -> Any:
     if not ok:
         errors.append(f"{path}: {value!r} is not a valid {tp.__name__}")
         return None
+    problem = scalar_problem(value, tp)
+    if problem is not None:
+        errors.append(f"{path}: {problem}")
+        return None
     return float(value) if tp is float else value
+
+
+INT_BOUND = 2**63
+"""Integers must fit in a signed 64-bit integer (torch and numpy take nothing wider)."""
+
+
+def scalar_problem(value: Any, tp: type) -> str | None:
+    """Why a well-typed scalar is still unusable in every field of type ``tp``, or None.
+
+    Every float field refuses NaN and infinity (a NaN rate trains NaN weights and compares
+    false against every bound); every int must fit in 64 bits; no string may hold a NUL byte
+    (it cannot reach a file name or the operating system).
+    """
+    if tp is float and not math.isfinite(value):
+        return f"{value!r} is invalid: must be a finite number"
+    if tp is int and not -INT_BOUND <= int(value) < INT_BOUND:
+        return f"{value} is invalid: must fit in 64 bits (|value| < 2**63)"
+    if tp is str and "\x00" in str(value):
+        return f"{value!r} is invalid: holds a NUL character"
+    return None
 
 
 def _join(path: str, key: object) -> str:

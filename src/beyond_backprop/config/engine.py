@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+MAX_THREADS = 1024
+"""The most threads a run may ask torch for (torch's own limit is a C int)."""
+
 
 @dataclass(frozen=True)
 class ReplayConfig:
@@ -88,14 +91,19 @@ class EngineConfig:
             found.append(("mode", f"{self.mode!r}: engine.mode was replaced by {hint}"))
         if not _valid_device(self.device):
             found.append(("device", f"{self.device!r} is invalid: valid: auto, cpu, cuda, cuda:N"))
-        if self.threads is not None and self.threads < 1:
-            found.append(("threads", f"{self.threads} is invalid: must be >= 1 or null"))
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            found.append(
+                ("threads", f"{self.threads} is invalid: must be in [1, {MAX_THREADS}] or null")
+            )
         for key in ("stages", "microbatches", "stop_check_every"):
             if getattr(self, key) < 1:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
         if not self.timeout_s > 0:
             found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))
-        if self.boundaries is not None and len(self.boundaries) != self.stages - 1:
+        starts = list(self.boundaries or ())
+        if starts != sorted(set(starts)) or any(k < 1 for k in starts):
+            found.append(("boundaries", f"{starts} is invalid: indices >= 1, strictly increasing"))
+        elif self.boundaries is not None and len(self.boundaries) != self.stages - 1:
             found.append(
                 ("boundaries", f"{list(self.boundaries)} gives {len(self.boundaries) + 1} stages "
                  f"but engine.stages is {self.stages}")

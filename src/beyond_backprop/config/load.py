@@ -10,6 +10,7 @@ import yaml
 
 from beyond_backprop.config.build import build_experiment_config, config_to_dict
 from beyond_backprop.config.schema import ExperimentConfig
+from beyond_backprop.config.yaml_safe import ConfigYAMLError, safe_load
 from beyond_backprop.errors import ConfigError
 
 
@@ -31,11 +32,19 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Exper
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML file as a mapping, with one-line errors for missing or malformed files."""
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise ConfigError([f"{path}: cannot read config file ({error.strerror})"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+             f"{error.start}); save the config as UTF-8"]
+        ) from None  # fmt: skip
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
+    except ConfigYAMLError as error:
+        where = f" line {error.line}" if error.line is not None else ""
+        raise ConfigError([f"{path}:{where}: {error}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -49,12 +58,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def apply_override(data: dict[str, Any], override: str) -> list[str]:
-    """Apply one ``key.path=value`` (value parsed as YAML) to ``data``; returns problems."""
+    """Apply one ``key.path=value`` (value parsed as YAML, numbers as written: ``1e-3``) to
+    ``data``; returns problems."""
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         return [f"--set {override!r}: expected key.path=value, e.g. optim.lr=0.05"]
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw) if raw.strip() else ""
+    except ConfigYAMLError as error:
+        return [f"--set {override!r}: {error}"]
     except yaml.YAMLError:
         return [f"--set {override!r}: cannot parse the value {raw!r}"]
     *parents, leaf = key.strip().split(".")

@@ -39,6 +39,10 @@ class OptimConfig:
             found.append(("lr", f"{self.lr} is invalid: must be > 0"))
         if not 0 <= self.momentum < 1:
             found.append(("momentum", f"{self.momentum} is invalid: must be in [0, 1)"))
+        if any(not 0 <= b < 1 for b in self.betas):
+            found.append(("betas", f"{list(self.betas)} is invalid: each must be in [0, 1)"))
+        if not self.gamma > 0:
+            found.append(("gamma", f"{self.gamma} is invalid: must be > 0"))
         if self.weight_decay < 0:
             found.append(("weight_decay", f"{self.weight_decay} is invalid: must be >= 0"))
         if self.warmup_steps < 0:

@@ -29,6 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+MAX_CROP_PADDING = 64
+"""More padding than this crops mostly padding from any image this library trains on."""
+
 _STREAM = 0x617567  # mixed into the seed so augmentation and masks differ at the same step
 
 
@@ -52,6 +55,10 @@ class AugmentConfig:
         """(field, message) for every invalid value."""
         if self.crop_padding < 0:
             return [("crop_padding", f"{self.crop_padding} is invalid: must be >= 0 (0: off)")]
+        if self.crop_padding > MAX_CROP_PADDING:
+            return [
+                ("crop_padding", f"{self.crop_padding} is invalid: must be <= {MAX_CROP_PADDING}")
+            ]
         return []
 
 

@@ -66,19 +66,25 @@ def iter_batches(
     split: TensorSplit, batch_size: int, order: Tensor | None = None, start: int = 0
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Batches of ``split`` in ``order`` (identity when None), beginning at batch ``start``;
-    the last batch may be smaller."""
+    the last batch may be smaller, and a last batch of one example joins the batch before it
+    (batch norm cannot normalise a single example in training mode)."""
     n = len(split)
-    for begin in range(start * batch_size, n, batch_size):
+    count = batches_per_epoch(n, batch_size)
+    for k in range(start, count):
+        begin = k * batch_size
+        end = n if k == count - 1 else begin + batch_size
         if order is None:
-            yield split.x[begin : begin + batch_size], split.y[begin : begin + batch_size]
+            yield split.x[begin:end], split.y[begin:end]
         else:
-            index = order[begin : begin + batch_size]
+            index = order[begin:end]
             yield split.x[index], split.y[index]
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
-    """How many batches ``iter_batches`` yields for ``n`` examples."""
-    return -(-n // batch_size)
+    """How many batches ``iter_batches`` yields for ``n`` examples (a lone last example
+    makes no batch of its own)."""
+    full, rest = divmod(n, batch_size)
+    return full if rest == 1 and full > 0 else full + (rest > 0)
 
 
 def standardize(splits: DatasetSplits) -> DatasetSplits:

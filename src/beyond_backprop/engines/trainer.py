@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from beyond_backprop.config.fingerprint import config_fingerprint
 from beyond_backprop.data import (
     augment_batch,
     augment_generator,
@@ -43,9 +44,10 @@ from beyond_backprop.tracking.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-"""The layout of a checkpoint's state; a resume refuses a format it does not know. Format 0
-(checkpoints written before the field existed) has the same layout."""
+CHECKPOINT_FORMAT = 2
+"""The layout of a checkpoint's state; a resume refuses a format it does not know. Format 2
+adds the config (``config``: its YAML text, ``config_sha256``) and the samples trained;
+formats 0 and 1 have the same layout otherwise."""
 
 
 class Trainer:
@@ -79,6 +81,8 @@ class Trainer:
         total = self.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.train.max_steps or total)
         self.step = 0
+        self.samples = 0
+        """Training examples seen so far (the last batch of an epoch may be smaller)."""
         self.train_seconds = 0.0
         self._sums: dict[tuple[int, str], float] = defaultdict(float)
         self._count = 0
@@ -153,6 +157,7 @@ class Trainer:
         synchronize(self.exp.device)  # the step's kernels are done before the clock is read
         ended = time.perf_counter()
         self.train_seconds += ended - started
+        self.samples += len(batch.y)
         if self.steps_traced is not None:
             self.steps_traced.append((self.step, started, ended))
         self._record_figures(epoch)
@@ -229,7 +234,9 @@ class Trainer:
         """Everything a bitwise-exact resume needs (only weights_only-safe types)."""
         return {
             "format": CHECKPOINT_FORMAT,
+            **config_fingerprint(self.exp.config),
             "step": self.step,
+            "samples": self.samples,
             "train_seconds": self.train_seconds,
             **self.stepper.state_dict(),
             "rng": capture_rng_state(),
@@ -247,6 +254,8 @@ class Trainer:
                 f"{CHECKPOINT_FORMAT}: resume it with the version that wrote it"
             )
         self.step = int(state["step"])
+        # formats before 2 did not count samples: full batches are the best estimate there
+        self.samples = int(state.get("samples", self.step * self.exp.config.data.batch_size))
         self.train_seconds = float(state["train_seconds"])
         self.stepper.load_state_dict(state)
         restore_rng_state(state["rng"])
@@ -258,12 +267,13 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         """The run's headline figures."""
-        samples = self.step * self.exp.config.data.batch_size
+        samples = self.samples
         return {
             "completed": self.step >= self.total_steps,
             "steps": self.step,
             "total_steps": self.total_steps,
             "epochs": self.step / self.steps_per_epoch,
+            "samples": samples,
             "train_seconds": self.train_seconds,
             "samples_per_second": samples / self.train_seconds if self.train_seconds else 0.0,
             "eval": dict(self.last_eval),

@@ -29,6 +29,22 @@ class CNNConfig:
     fc_width: int = 256
     """Width of the classifier's hidden layer; 0 for a linear classifier."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every invalid value."""
+        found = []
+        if any(c < 1 for c in self.channels):
+            found.append(
+                ("channels", f"{list(self.channels)} is invalid: every count must be >= 1")
+            )
+        if len(self.pool) != len(self.channels):
+            found.append(
+                ("pool", f"{list(self.pool)} has {len(self.pool)} entries but channels has "
+                 f"{len(self.channels)}: give one pool flag per conv block")
+            )  # fmt: skip
+        if self.fc_width < 0:
+            found.append(("fc_width", f"{self.fc_width} is invalid: must be >= 0 (0: linear)"))
+        return found
+
     @classmethod
     def debug(cls) -> CNNConfig:
         """Two tiny conv blocks and a linear classifier."""

@@ -9,6 +9,9 @@ from torch import nn
 
 from beyond_backprop.errors import ConfigError
 
+MAX_WIDTH = 64.0
+"""The largest width multiplier of ``vgg`` and ``resnet`` (64 x VGG-16 is 5e11 parameters)."""
+
 
 class _Checked(Protocol):
     def problems(self) -> list[tuple[str, str]]: ...

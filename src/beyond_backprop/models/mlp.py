@@ -28,6 +28,15 @@ class MLPConfig:
     dropout: float = 0.0
     """Dropout probability after each hidden activation."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every invalid value."""
+        found = []
+        if any(width < 1 for width in self.hidden):
+            found.append(("hidden", f"{list(self.hidden)} is invalid: every width must be >= 1"))
+        if not 0 <= self.dropout < 1:
+            found.append(("dropout", f"{self.dropout} is invalid: must be in [0, 1)"))
+        return found
+
     @classmethod
     def debug(cls) -> MLPConfig:
         """Two tiny hidden blocks."""

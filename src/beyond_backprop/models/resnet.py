@@ -9,6 +9,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from beyond_backprop.models.layers import (
+    MAX_WIDTH,
     check,
     image_shape,
     kaiming_init,
@@ -132,8 +133,8 @@ class ResNetConfig:
             found.append(("family", f"{self.family!r} is not one of 'cifar', 'imagenet'"))
         if self.stem not in ("auto", "small", "large"):
             found.append(("stem", f"{self.stem!r} is not one of 'auto', 'small', 'large'"))
-        if not self.width > 0:
-            found.append(("width", f"{self.width} is invalid: must be > 0"))
+        if not 0 < self.width <= MAX_WIDTH:
+            found.append(("width", f"{self.width} is invalid: must be in (0, {MAX_WIDTH}]"))
         if self.granularity not in ("block", "stage"):
             found.append(("granularity", f"{self.granularity!r} is not one of 'block', 'stage'"))
         return found

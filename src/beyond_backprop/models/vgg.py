@@ -8,6 +8,7 @@ from typing import Literal
 from torch import nn
 
 from beyond_backprop.models.layers import (
+    MAX_WIDTH,
     check,
     image_shape,
     kaiming_init,
@@ -76,8 +77,8 @@ class VGGConfig:
         found = []
         if self.depth not in LAYERS_PER_STAGE:
             found.append(("depth", f"{self.depth!r} is not one of 11, 13, 16, 19"))
-        if not self.width > 0:
-            found.append(("width", f"{self.width} is invalid: must be > 0"))
+        if not 0 < self.width <= MAX_WIDTH:
+            found.append(("width", f"{self.width} is invalid: must be in (0, {MAX_WIDTH}]"))
         if self.fc_width < 1:
             found.append(("fc_width", f"{self.fc_width} is invalid: must be >= 1"))
         if self.head not in ("cifar", "imagenet"):

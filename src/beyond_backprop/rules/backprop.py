@@ -39,6 +39,12 @@ class Backprop(LearningRule):
         label_smoothing: float = 0.0
         """Label smoothing of the cross-entropy loss (0 for none)."""
 
+        def problems(self) -> list[tuple[str, str]]:
+            """(field, message) for every invalid value."""
+            if not 0 <= self.label_smoothing <= 1:
+                return [("label_smoothing", f"{self.label_smoothing} is invalid: in [0, 1]")]
+            return []
+
     default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="gradient")
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:

@@ -45,6 +45,13 @@ class DGL(AuxiliaryHeadRule):
         """Architecture block indices that start a new block (after the first), e.g. ``[2]``
         merges a 4-block stack into two blocks of two; empty: the architecture's blocks."""
 
+        def problems(self) -> list[tuple[str, str]]:
+            """(field, message) for every invalid value."""
+            starts = list(self.blocks)
+            if starts != sorted(set(starts)) or any(k < 1 for k in starts):
+                return [("blocks", f"{starts} is invalid: indices >= 1, strictly increasing")]
+            return []
+
     default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none", stale_ok=True)
 
     def build_locals(self, stack: BlockStack) -> list[nn.Module | None]:

@@ -100,6 +100,8 @@ class ContextEncoder(ReconstructionRule):
                     "adversarial_weight",
                     f"{self.adversarial_weight} is invalid: must be in [0, 1)",
                 ))  # fmt: skip
+            if not 0 <= self.mask_seed < 2**32:
+                found.append(("mask_seed", f"{self.mask_seed} is invalid: must be in [0, 2**32)"))
             for key in ("critic_width", "decoder_width", "decoder_pool", "probe_pool"):
                 if getattr(self, key) < 1:
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))

@@ -57,6 +57,9 @@ class LocalParallel(AuxiliaryHeadRule):
                 found.append(("chunk", f"{self.chunk} is invalid: must be >= 1"))
             if self.overlap not in (0, 1):
                 found.append(("overlap", f"{self.overlap} is invalid: must be 0 or 1 (blocks)"))
+            starts = list(self.blocks)
+            if starts != sorted(set(starts)) or any(k < 1 for k in starts):
+                found.append(("blocks", f"{starts} is invalid: indices >= 1, strictly increasing"))
             return found
 
     # stale gradients would break the chunks' back-propagation: never stale_ok

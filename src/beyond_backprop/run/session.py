@@ -4,6 +4,7 @@ the engine its config names, write the summary. The one function behind ``bbp tr
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,15 +22,14 @@ from beyond_backprop.engines.partition import balanced_boundaries, measure_block
 from beyond_backprop.engines.process_group import local_rank
 from beyond_backprop.engines.recorder import Progress
 from beyond_backprop.engines.trainer import Trainer
-from beyond_backprop.errors import CheckpointError, ConfigError
+from beyond_backprop.errors import ConfigError
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.run.group import Group, current_group
+from beyond_backprop.run.resume import restore
 from beyond_backprop.tracking.atomic import atomic_write_json, atomic_write_text
-from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
 from beyond_backprop.tracking.meta import collect_meta
-from beyond_backprop.tracking.metrics import truncate_after
 from beyond_backprop.tracking.recorder import RunRecorder
-from beyond_backprop.tracking.run_dir import RunDir, state_file_name
+from beyond_backprop.tracking.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,12 @@ def run(
     engine = _engine(experiment, group, progress, should_stop)
     rank = group.rank if group.distributed else None
     if resume is not None:
-        loaded = load_latest_checkpoint(run_dir.path, file_name=state_file_name(rank))
-        if loaded is None:
-            raise CheckpointError(f"{run_dir.path} has no checkpoint to resume from")
-        engine.load_state_dict(loaded[1])
-        # records logged after the checkpoint are logged again by the resumed run
-        truncate_after(run_dir.metrics(rank), loaded[0])
-        log.info("resuming %s at step %d of %d", run_dir.path, loaded[0], engine.total_steps)
+        step = restore(engine, run_dir, rank)
+        if step >= engine.total_steps:
+            log.warning("the run is already complete (%s, step %d of %d): nothing to train",
+                        run_dir.path, step, engine.total_steps)  # fmt: skip
+            return RunResult(run_dir.path, _final_summary(engine, run_dir, group))
+        log.info("resuming %s at step %d of %d", run_dir.path, step, engine.total_steps)
     elif group.rank == 0:
         atomic_write_json(run_dir.meta, _meta(engine, group))
     engine.recorder = recorder = RunRecorder(
@@ -129,6 +128,18 @@ def _place(experiment: Experiment, group: Group) -> None:
     nbytes = sum(t.numel() * t.element_size() for s in (data.train, data.test) for t in (s.x, s.y))
     experiment.to(device, data=data_on_device(experiment.config.data.on_device, device, nbytes))
     log.info("device %s, precision %s", device, engine.precision)
+
+
+def _final_summary(engine: Trainer, run_dir: RunDir, group: Group) -> dict[str, Any]:
+    """A complete run's summary as it was written (written now if the run stopped between
+    its last checkpoint and its summary)."""
+    if run_dir.summary.is_file():
+        summary: dict[str, Any] = json.loads(run_dir.summary.read_text(encoding="utf-8"))
+        return summary
+    summary = {**engine.summary(), "run_dir": str(run_dir.path)}
+    if group.rank == 0:
+        atomic_write_json(run_dir.summary, summary)
+    return summary
 
 
 def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
@@ -175,7 +186,7 @@ def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
     }
     timings = group.gather(timing)
     slowest = max(float(t["train_seconds"]) for t in timings)
-    samples = engine.step * engine.exp.config.data.batch_size
+    samples = engine.samples
     return {
         "stage_timings": timings,
         "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),

@@ -1,26 +1,37 @@
 """Checkpoints: ``checkpoints/step-N/state.pt`` plus a ``checkpoints/latest`` pointer written last.
 
 The pointer is the commit point: a crash before it leaves the previous checkpoint as the latest,
-so a half-written step directory or a ``.tmp-*`` leftover is never read. States are loaded with
-``weights_only=True`` and must hold only tensors, containers and plain scalars; ``save_checkpoint``
-checks this up front, so a bad state fails when saved rather than when resumed.
+so a half-written step directory or a ``.tmp-*`` leftover is never read. Beside each state file,
+``state.pt.sha256`` records its checksum (written before the pointer); loading refuses a file
+whose bytes no longer match. States are loaded with ``weights_only=True`` and must hold only
+tensors, containers and plain scalars; ``save_checkpoint`` checks this up front, so a bad state
+fails when saved rather than when resumed. A write that fails (a full disk) raises
+``CheckpointWriteError`` naming the path and the free space, and leaves the latest as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import shutil
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from beyond_backprop.errors import CheckpointError
+from beyond_backprop.errors import CheckpointError, CheckpointWriteError
 from beyond_backprop.tracking.atomic import atomic_torch_save, atomic_write_text
-from beyond_backprop.tracking.run_dir import CHECKPOINTS_DIR, LATEST_POINTER, STATE_FILE
+from beyond_backprop.tracking.run_dir import (
+    CHECKPOINTS_DIR,
+    LATEST_POINTER,
+    STATE_FILE,
+    checksum_file_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +119,12 @@ def save_checkpoint(
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     check_weights_only_safe(state)
-    path = atomic_torch_save(checkpoint_dir(run_dir, step) / file_name, state)
+    path = checkpoint_dir(run_dir, step) / file_name
+    with _reported(run_dir, path):
+        atomic_torch_save(path, state)
+    sidecar = path.with_name(checksum_file_name(file_name))
+    with _reported(run_dir, sidecar):  # on disk before the pointer names the checkpoint
+        atomic_write_text(sidecar, f"{file_sha256(path)}  {file_name}\n")
     if commit:
         commit_checkpoint(run_dir, step, keep=keep)
     return path
@@ -119,9 +135,35 @@ def commit_checkpoint(
 ) -> None:
     """Point ``latest`` at ``step`` (the commit point: written last), then prune to ``keep``."""
     root = Path(run_dir) / CHECKPOINTS_DIR
-    atomic_write_text(root / LATEST_POINTER, f"step-{step}")
+    with _reported(run_dir, root / LATEST_POINTER):
+        atomic_write_text(root / LATEST_POINTER, f"step-{step}")
     if keep is not None:
         _prune(root, step, keep)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _reported(run_dir: str | os.PathLike[str], path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into one ``CheckpointWriteError`` line."""
+    try:
+        yield
+    except OSError as error:
+        where = next((p for p in path.parents if p.exists()), Path("/"))
+        free = shutil.disk_usage(where).free / 2**20
+        latest = latest_checkpoint_step(run_dir)
+        kept = f"step-{latest} stays the latest" if latest is not None else "none was written"
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {path}: {error.strerror or error} ({free:.1f} MiB free "
+            f"on {where}); {kept}: free some space and resume the run"
+        ) from error
 
 
 def latest_checkpoint_step(run_dir: str | os.PathLike[str]) -> int | None:
@@ -148,6 +190,23 @@ def _reason(exc: BaseException) -> str:
     return lines[0].split(". ")[0].rstrip(".") if lines else type(exc).__name__
 
 
+def _verify(path: Path) -> None:
+    """Refuse a state file whose bytes differ from the checksum recorded when it was written
+    (checkpoints written before checksums were recorded have no sidecar and are read as is)."""
+    sidecar = path.with_name(checksum_file_name(path.name))
+    try:
+        recorded = sidecar.read_text(encoding="utf-8").split()[0]
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise CheckpointError(f"cannot read checksum {sidecar}: {exc}") from exc
+    if file_sha256(path) != recorded:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is corrupted (its sha256 differs from the one "
+            f"recorded in {sidecar.name} when it was written)"
+        )
+
+
 def load_latest_checkpoint(
     run_dir: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
@@ -156,7 +215,8 @@ def load_latest_checkpoint(
     """Load the checkpoint the ``latest`` pointer names as ``(step, state)``; None if there is none.
 
     Raises:
-        CheckpointError: the pointer is malformed, or names a missing or unreadable state file.
+        CheckpointError: the pointer is malformed, or names a missing, corrupted (checksum) or
+            unreadable state file.
     """
     step = latest_checkpoint_step(run_dir)
     if step is None:
@@ -164,6 +224,7 @@ def load_latest_checkpoint(
     path = checkpoint_dir(run_dir, step) / file_name
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} named by the 'latest' pointer does not exist")
+    _verify(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types (pickle, zip, RuntimeError) for bad files

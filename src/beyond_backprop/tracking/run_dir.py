@@ -96,6 +96,11 @@ def state_file_name(rank: int | None = None) -> str:
     return STATE_FILE if rank is None else f"rank{rank}.pt"
 
 
+def checksum_file_name(state_file: str) -> str:
+    """The sidecar holding a state file's sha256 (``sha256sum`` format): ``state.pt.sha256``."""
+    return f"{state_file}.sha256"
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A run directory and the paths of its files.

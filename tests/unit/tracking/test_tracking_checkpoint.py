@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from beyond_backprop.errors import CheckpointError
+from beyond_backprop.errors import CheckpointError, CheckpointWriteError
 from beyond_backprop.tracking import checkpoint
 from beyond_backprop.tracking.checkpoint import (
     checkpoint_dir,
@@ -63,7 +63,7 @@ def test_leftovers_and_uncommitted_step_are_ignored(
         raise OSError("killed")
 
     monkeypatch.setattr(checkpoint, "atomic_write_text", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointWriteError, match="step-1 stays the latest"):
         save_checkpoint(tmp_path, 3, _state(3))
     assert (root / "step-3" / "state.pt").is_file()
 
