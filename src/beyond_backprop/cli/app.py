@@ -15,6 +15,7 @@ from beyond_backprop.cli.common import StopFlag, console, errors, summary_line
 from beyond_backprop.cli.compare import compare
 from beyond_backprop.cli.eval import eval_
 from beyond_backprop.cli.plot import plot
+from beyond_backprop.cli.plugins import with_plugins
 from beyond_backprop.cli.progress import TrainingProgress
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import BeyondBackpropError, ConfigError
@@ -30,6 +31,7 @@ LISTS = ("rules", "archs", "datasets")
 
 
 @app.command()
+@with_plugins
 def train(
     config: Annotated[
         Path | None,
@@ -85,6 +87,7 @@ def train(
 
 
 @app.command()
+@with_plugins
 def launch(
     nproc: Annotated[int, typer.Option("--nproc", help="Processes (stages) on this machine")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML preset")] = None,
@@ -112,6 +115,7 @@ def launch(
 
 
 @app.command("list")
+@with_plugins
 def list_(what: Annotated[str, typer.Argument(help="rules | archs | datasets")]) -> None:
     """List the registered rules, architectures or datasets."""
     from beyond_backprop.data import DATASETS
@@ -149,6 +153,6 @@ def main() -> None:
 
 
 # the sub-commands live in their own modules, which know nothing of the app
-app.command("eval")(eval_)
-app.command("plot")(plot)
-app.command()(compare)
+app.command("eval")(with_plugins(eval_))
+app.command("plot")(with_plugins(plot))
+app.command()(with_plugins(compare))

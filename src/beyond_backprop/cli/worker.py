@@ -21,6 +21,7 @@ from beyond_backprop.config import load_config
 from beyond_backprop.engines.process_group import init_process_group
 from beyond_backprop.errors import BeyondBackpropError
 from beyond_backprop.run import resume_run, start_run
+from beyond_backprop.run.plugins import load_plugins
 from beyond_backprop.tracking.run_dir import RunDir
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
     try:
+        load_plugins()  # those of the bbp launch --plugin that started this worker (BBP_PLUGINS)
         path = RunDir(args.resume).config if args.resume else args.config
         config = load_config(path, args.overrides)
         init_process_group(config, rank, int(os.environ["WORLD_SIZE"]))

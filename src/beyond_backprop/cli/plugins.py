@@ -1,0 +1,44 @@
+"""``--plugin MODULE`` on every ``bbp`` command: the modules are imported before the command
+runs (``run/plugins.py``), so the rules, architectures, datasets and schedules they register
+can be named in configs and suites."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from beyond_backprop.run.plugins import load_plugins
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PLUGIN_HELP = (
+    "Import this module first (a dotted name or a .py file) so that the rules, architectures, "
+    "datasets or schedules it registers can be used; repeatable"
+)
+_PARAMETER = inspect.Parameter(
+    "plugin",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[list[str] | None, typer.Option("--plugin", help=PLUGIN_HELP)],
+)
+
+
+def with_plugins(command: F) -> F:
+    """``command`` with a ``--plugin`` option that loads the plugins, then runs it."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, plugin: list[str] | None = None, **kwargs: Any) -> Any:
+        load_plugins(plugin or [])
+        return command(*args, **kwargs)
+
+    signature = inspect.signature(command, eval_str=True)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), _PARAMETER]
+    )
+    del wrapper.__wrapped__  # typer must read the signature above, not the original's
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
