@@ -41,7 +41,26 @@ _EXPORTS = {
     "Wiring": "beyond_backprop.rules.base",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "BlockStack",
+    "Experiment",
+    "ExperimentConfig",
+    "LearningRule",
+    "LocalLoss",
+    "OutputGradient",
+    "RunResult",
+    "Wiring",
+    "__version__",
+    "build_experiment",
+    "load_config",
+    "load_plugins",
+    "load_trained_run",
+    "register_architecture",
+    "register_dataset",
+    "register_rule",
+    "register_schedule",
+    "train",
+]
 
 if TYPE_CHECKING:
     from beyond_backprop.config.load import load_config

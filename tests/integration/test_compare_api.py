@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from examples import own_stack
 
 import beyond_backprop as bbp
 from beyond_backprop.config import load_config
 from beyond_backprop.run import plugins
-from examples import own_stack
 from tests.helpers import run_cli
 
 TINY = {
@@ -60,7 +60,15 @@ def test_a_custom_stack_is_resumed_probed_and_compared_from_the_cli(
     suite = tmp_path / "api.yaml"
     suite.write_text(SUITE)
     out_dir = tmp_path / "compare"
-    args = ["compare", "--suite", str(suite), "--out", str(out_dir), "--plugin", "examples.own_rule"]
+    args = [
+        "compare",
+        "--suite",
+        str(suite),
+        "--out",
+        str(out_dir),
+        "--plugin",
+        "examples.own_rule",
+    ]
     code, out, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, out + err
     table = json.loads((out_dir / "compare.json").read_text())

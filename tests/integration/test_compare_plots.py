@@ -101,7 +101,8 @@ def test_the_table_names_its_speed_columns_in_every_format(table: list[dict[str,
     assert "| time speed-up vs bp | throughput vs bp |" in markdown
     assert "time speed-up = the baseline's train s / this run's" in markdown
     assert formatted(table, "csv").splitlines()[0].split(",")[8:10] == [
-        "time_speedup_vs_backprop", "throughput_vs_backprop"
+        "time_speedup_vs_backprop",
+        "throughput_vs_backprop",
     ]
     assert json.loads(formatted(table, "json"))[0]["label"] == "backprop"
     assert len(HEADERS) == len(markdown.splitlines()[2].split("|")) - 2

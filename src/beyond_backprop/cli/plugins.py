@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -36,9 +37,8 @@ def with_plugins(command: F) -> F:
         return command(*args, **kwargs)
 
     signature = inspect.signature(command, eval_str=True)
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), _PARAMETER]
-    )
+    signature = signature.replace(parameters=[*signature.parameters.values(), _PARAMETER])
+    setattr(wrapper, "__signature__", signature)  # noqa: B010  (read by typer)
     del wrapper.__wrapped__  # typer must read the signature above, not the original's
-    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return typing.cast(F, wrapper)

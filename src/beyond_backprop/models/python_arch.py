@@ -63,9 +63,9 @@ def _load_module(name: str) -> Any:
             sys.path.append(str(Path.cwd()))
             return importlib.import_module(name)
     path = Path(name).resolve()
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__file__", None) and Path(main.__file__).resolve() == path:
-        return main  # the running script itself: do not execute it a second time
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and Path(main_file).resolve() == path:
+        return sys.modules["__main__"]  # the running script itself: do not execute it a second time
     key = f"_bbp_arch_{abs(hash(str(path)))}"
     if key in sys.modules:
         return sys.modules[key]

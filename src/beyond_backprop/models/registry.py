@@ -51,8 +51,10 @@ class ArchitectureRegistry(Registry[type[ArchitectureConfig]]):
             try:
                 python_architecture(name)
             except Exception as error:
-                return (f"cannot use architecture {name!r}: {type(error).__name__}: {error} "
-                        "(expected python:MODULE:FUNCTION, MODULE importable or a .py file)")  # fmt: skip
+                return (
+                    f"cannot use architecture {name!r}: {type(error).__name__}: {error} "
+                    "(expected python:MODULE:FUNCTION, MODULE importable or a .py file)"
+                )
         return super().unknown_message(name)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from beyond_backprop.models import ARCHITECTURES
 from beyond_backprop.run import plugins
 from tests.helpers import tiny_config
 
-USER_MODULE = '''
+USER_MODULE = """
 from torch import nn
 from beyond_backprop import BlockStack
 
@@ -25,7 +24,7 @@ def make_stack(input_shape, num_classes, width: int = 8, activation: str = "relu
     act = nn.ReLU() if activation == "relu" else nn.Tanh()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, width), act, nn.Linear(width, num_classes))
     return BlockStack.from_sequential(model, [3], input_shape)
-'''
+"""
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from examples import own_dataset, own_rule, own_stack
 
 from beyond_backprop.config import load_config
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules.base import Batch
-from examples import own_dataset, own_rule, own_stack
 from tests.helpers import tiny_config
 
 
