@@ -49,6 +49,7 @@ def train(
 ) -> None:
     """Train one run with the LocalEngine and print its result."""
     from beyond_backprop.run import resume_run, start_run
+    from beyond_backprop.run.api import staged_only_warnings
 
     flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
@@ -74,6 +75,8 @@ def train(
         console.print(
             f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}"
         )
+        for line in staged_only_warnings(cfg):
+            console.print(f"warning: {line}", highlight=False)
         with TrainingProgress(console, cfg.log.progress) as progress:
             result = start_run(cfg, progress=progress, should_stop=flag, stop_after=stop_after)
     summary = result.summary

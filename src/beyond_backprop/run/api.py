@@ -3,6 +3,7 @@ same run function as ``bbp train`` (run directory, metrics, checkpoints, summary
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from beyond_backprop.config import ExperimentConfig, apply_override, build_experiment_config
 from beyond_backprop.config.build import config_to_dict
+from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.config.load import read_yaml
 from beyond_backprop.engines.recorder import Progress
 from beyond_backprop.errors import ConfigError
@@ -18,6 +20,8 @@ from beyond_backprop.models.python_arch import PREFIX, import_path
 from beyond_backprop.rules import RULES
 from beyond_backprop.run.plugins import load_plugins
 from beyond_backprop.run.session import RunResult, start_run
+
+log = logging.getLogger(__name__)
 
 StackFactory = Callable[..., BlockStack]
 """``factory(input_shape, num_classes, **options) -> BlockStack``."""
@@ -68,7 +72,26 @@ def train(
             [f"engine.stages: {cfg.engine.stages} runs one process per stage: use "
              f"bbp launch --nproc {cfg.engine.stages}"]
         )  # fmt: skip
+    for line in staged_only_warnings(cfg):
+        log.warning(line)
     return start_run(cfg, progress=progress, stop_after=stop_after)
+
+
+STAGED_ONLY = ("microbatches", "boundaries", "timeout_s", "stop_check_every")
+"""``engine.*`` keys that only staged runs (``engine.stages`` > 1) read."""
+
+
+def staged_only_warnings(config: ExperimentConfig) -> list[str]:
+    """One line per ``engine`` key set away from its default that a one-process run ignores."""
+    if config.engine.staged:
+        return []
+    default = EngineConfig()
+    return [
+        f"engine.{key}: {getattr(config.engine, key)!r} is ignored in one process (it applies "
+        f"to staged runs: bbp launch --nproc K)"
+        for key in STAGED_ONLY
+        if getattr(config.engine, key) != getattr(default, key)
+    ]
 
 
 def _as_mapping(config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str]

@@ -137,3 +137,17 @@ def test_the_package_imports_lazily() -> None:
     assert torch.is_tensor(torch.zeros(1))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = bbp.nope  # type: ignore[attr-defined]
+
+
+def test_staged_only_keys_of_a_one_process_run_are_warned_about(tmp_path: Path) -> None:
+    from beyond_backprop.run.api import staged_only_warnings
+
+    config = tiny_config(tmp_path, engine={"threads": 1, "microbatches": 8, "timeout_s": 5.0})
+    assert staged_only_warnings(config) == [
+        "engine.microbatches: 8 is ignored in one process (it applies to staged runs: "
+        "bbp launch --nproc K)",
+        "engine.timeout_s: 5.0 is ignored in one process (it applies to staged runs: "
+        "bbp launch --nproc K)",
+    ]
+    staged = tiny_config(tmp_path, engine={"stages": 2, "microbatches": 8})
+    assert staged_only_warnings(staged) == []
