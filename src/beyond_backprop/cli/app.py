@@ -15,7 +15,7 @@ from beyond_backprop.cli.common import StopFlag, console, errors, summary_line
 from beyond_backprop.cli.compare import compare
 from beyond_backprop.cli.eval import eval_
 from beyond_backprop.cli.plot import plot
-from beyond_backprop.cli.plugins import with_plugins
+from beyond_backprop.cli.plugins import hide_flag_types, with_plugins
 from beyond_backprop.cli.progress import TrainingProgress
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import BeyondBackpropError, ConfigError
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 
 LISTS = ("rules", "archs", "datasets")
+hide_flag_types()
 
 
 @app.command()

@@ -43,7 +43,7 @@ def compare(
     """Run every rule of a suite (one process, and staged where the suite asks) and report
     test accuracy, gap to backprop, times, throughput, speed-ups and peak memory; also
     writes compare.csv, compare.json, compare.md and three PNG plots into the output folder.
-    The suite file format is described in docs/configuration.md."""
+    The suite file format is described in docs/extending.md."""
     folder = out or Path("runs") / "compare" / suite.stem
     loaded = load_suite(suite, folder / "runs")
     info = console if format_ == "table" else notes

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 
 from beyond_backprop.run.plugins import load_plugins
 
@@ -24,12 +25,15 @@ _PARAMETER = inspect.Parameter(
     "plugin",
     inspect.Parameter.KEYWORD_ONLY,
     default=None,
-    annotation=Annotated[list[str] | None, typer.Option("--plugin", help=PLUGIN_HELP)],
+    annotation=Annotated[
+        list[str] | None, typer.Option("--plugin", metavar="MODULE", help=PLUGIN_HELP)
+    ],
 )
 
 
 def with_plugins(command: F) -> F:
-    """``command`` with a ``--plugin`` option that loads the plugins, then runs it."""
+    """``command`` with a ``--plugin`` option that loads the plugins, then runs it; its help
+    text (the docstring) loses the reST double backquotes, which a terminal shows raw."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, plugin: list[str] | None = None, **kwargs: Any) -> Any:
@@ -41,4 +45,16 @@ def with_plugins(command: F) -> F:
     setattr(wrapper, "__signature__", signature)  # noqa: B010  (read by typer)
     del wrapper.__wrapped__  # typer must read the signature above, not the original's
     wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    wrapper.__doc__ = (command.__doc__ or "").replace("``", "")
     return typing.cast(F, wrapper)
+
+
+def hide_flag_types() -> None:
+    """Show no ``<bool>`` type after on/off flags (``--force``, ``--help``) in help screens."""
+    option = typer.core.TyperOption
+    shown = option.display_type_rich
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]

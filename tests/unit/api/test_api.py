@@ -151,3 +151,16 @@ def test_staged_only_keys_of_a_one_process_run_are_warned_about(tmp_path: Path) 
     ]
     staged = tiny_config(tmp_path, engine={"stages": 2, "microbatches": 8})
     assert staged_only_warnings(staged) == []
+
+
+@pytest.mark.parametrize("command", ["train", "launch", "eval", "plot", "compare", "list"])
+def test_every_command_has_plugin_and_a_plain_help(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers import run_cli
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli([command, "--help"], monkeypatch, capsys)
+    assert code == 0
+    assert "--plugin" in out and "MODULE" in out
+    assert "``" not in out and "<bool>" not in out
