@@ -40,6 +40,9 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     suite.write_text(SUITE)
     out = tmp_path / "out"
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
+    shown = capsys.readouterr().out
+    for k, label in enumerate(["backprop", "backprop-2stage-naive", "broken"], start=1):
+        assert f"run {k} of 3: {label}" in shown  # off a terminal: one line as each run starts
     table = json.loads((out / "compare.json").read_text())
     assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
     one, staged, broken = table
