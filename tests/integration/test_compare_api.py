@@ -4,6 +4,7 @@ the CLI; a plugin's rule is used by ``bbp train --plugin`` and ``bbp compare --p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import beyond_backprop as bbp
 from beyond_backprop.config import load_config
 from beyond_backprop.run import plugins
 from tests.helpers import run_cli
+from tests.unit.api.registries import isolated_registries
 
 TINY = {
     "data": {"name": "synthetic", "batch_size": 32},
@@ -35,8 +37,10 @@ entries:
 
 
 @pytest.fixture(autouse=True)
-def _plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(plugins.ENV_VAR, "")  # what --plugin sets is undone after each test
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What --plugin sets and registers is undone after each test."""
+    monkeypatch.setenv(plugins.ENV_VAR, "")
+    yield from isolated_registries()
 
 
 def test_a_custom_stack_is_resumed_probed_and_compared_from_the_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,16 @@ def extending_files() -> dict[str, str]:
     return {name: code for code, name in blocks}
 
 
+@pytest.fixture
+def isolated() -> Iterator[None]:
+    """What the snippets register is undone after the test."""
+    from tests.unit.api.registries import isolated_registries
+
+    yield from isolated_registries()
+
+
 def test_every_python_snippet_of_the_extension_guide_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: None
 ) -> None:
     """Each snippet is written to its file, in order; one with a ``__main__`` part runs as a
     script, the others are imported (a later one may import an earlier one). The stack of

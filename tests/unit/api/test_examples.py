@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from examples import own_dataset, own_rule, own_stack
 
 from beyond_backprop.config import load_config
 from beyond_backprop.engines.local import LocalEngine
@@ -17,6 +16,8 @@ from tests.helpers import tiny_config
 
 
 def test_own_stack_example_trains_dgl_on_its_stack(tmp_path: Path) -> None:
+    from examples import own_stack
+
     result = own_stack.main(str(tmp_path), epochs=1)
     config = load_config(result.run_dir / "config.yaml")
     assert config.model.arch == "python:examples.own_stack:make_stack"
@@ -25,12 +26,16 @@ def test_own_stack_example_trains_dgl_on_its_stack(tmp_path: Path) -> None:
 
 
 def test_own_rule_example_trains(tmp_path: Path) -> None:
+    from examples import own_rule  # imported here: it registers a rule (undone after the test)
+
     result = own_rule.main(str(tmp_path), epochs=2)
     assert load_config(result.run_dir / "config.yaml").rule.name == "local_linear"
     assert result.summary["accuracy"] > 0.5  # digits, two epochs of local linear heads (88%)
 
 
 def test_own_dataset_example_trains(tmp_path: Path) -> None:
+    from examples import own_dataset
+
     result = own_dataset.main(str(tmp_path), epochs=3)
     assert load_config(result.run_dir / "config.yaml").data.name == "spirals"
     assert result.summary["completed"]
@@ -39,6 +44,8 @@ def test_own_dataset_example_trains(tmp_path: Path) -> None:
 def test_local_linear_is_each_block_on_its_own_linear_head() -> None:
     """The oracle: block k's update is back-propagation through block k and its linear head
     only, with the input computed before the block below updates."""
+    import examples.own_rule  # noqa: F401  (registers "local_linear")
+
     torch.set_num_threads(1)
     sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "schedule": "constant"}
     experiment = build_experiment(tiny_config(rule={"name": "local_linear"}, optim=sgd))
