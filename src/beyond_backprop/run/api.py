@@ -60,9 +60,9 @@ def train(
     load_plugins()
     data = _as_mapping(config)
     if stack is not None:
-        data["model"] = {"arch": _arch_name(stack)}
+        data["model"] = _replaced(data.get("model"), "arch", _arch_name(stack))
     if rule is not None:
-        data["rule"] = {"name": _rule_name(rule)}
+        data["rule"] = _replaced(data.get("rule"), "name", _rule_name(rule))
     problems = [p for override in overrides for p in apply_override(data, override)]
     if problems:
         raise ConfigError(problems)
@@ -101,6 +101,13 @@ def _as_mapping(config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike
     if isinstance(config, Mapping):
         return _deep_copy(config)
     return read_yaml(Path(config))
+
+
+def _replaced(section: Any, selector: str, name: str) -> dict[str, Any]:
+    """The section selecting ``name``: its options kept when it already selected it."""
+    if isinstance(section, dict) and section.get(selector) == name:
+        return section
+    return {selector: name}
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,10 @@ def test_every_command_has_plugin_and_a_plain_help(
     assert code == 0
     assert "--plugin" in out and "MODULE" in out
     assert "``" not in out and "<bool>" not in out
+
+
+def test_train_keeps_the_options_of_the_section_it_selects(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, rule={"name": "backprop", "label_smoothing": 0.1},
+                         train={"epochs": 1})  # fmt: skip
+    result = bbp.train(config, rule="backprop")
+    assert load_config(result.run_dir / "config.yaml").rule.options.label_smoothing == 0.1
