@@ -12,7 +12,6 @@ from rich.table import Table
 
 from beyond_backprop.cli.progress import CompareProgress
 from beyond_backprop.compare.execute import Outcome, output_lock, run_suite
-from beyond_backprop.compare.plots import plot_comparison
 from beyond_backprop.compare.report import (
     HEADERS,
     LEGEND,
@@ -44,6 +43,9 @@ def compare(
     test accuracy, gap to backprop, times, throughput, speed-ups and peak memory; also
     writes compare.csv, compare.json, compare.md and three PNG plots into the output folder.
     The suite file format is described in docs/extending.md."""
+    # imported here: every bbp command imports this module, and matplotlib takes a while
+    from beyond_backprop.compare.plots import plot_comparison
+
     folder = out or Path("runs") / "compare" / suite.stem
     loaded = load_suite(suite, folder / "runs")
     info = console if format_ == "table" else notes
