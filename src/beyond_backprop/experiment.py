@@ -59,13 +59,31 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def build_experiment(config: ExperimentConfig, data: DatasetSplits | None = None) -> Experiment:
+def build_experiment(
+    config: ExperimentConfig,
+    data: DatasetSplits | None = None,
+    *,
+    stack: BlockStack | None = None,
+) -> Experiment:
     """Load the data (unless given), then build the stack, the rule and its locals from
-    ``config.seed``, in that order, so the same config builds the same parameters."""
+    ``config.seed``, in that order, so the same config builds the same parameters.
+
+    ``stack``: use this network instead of building ``config.model`` (the rule still
+    prepares it and builds its locals). A run that must be resumed or evaluated later names
+    its network in the config instead: ``model.arch: python:MODULE:FUNCTION``.
+    """
     if data is None:
         data = load_dataset(config.data)
     seed_everything(config.seed)
-    stack = build_model(config.model.arch, config.model.options, data.input_shape, data.num_classes)
+    if stack is None:
+        stack = build_model(
+            config.model.arch, config.model.options, data.input_shape, data.num_classes
+        )
+    elif stack.input_shape != tuple(data.input_shape):
+        raise ValueError(
+            f"stack input_shape {stack.input_shape} does not match the data's "
+            f"{tuple(data.input_shape)} ({config.data.name})"
+        )
     rule = RULES.get(config.rule.name)(config.rule.options)
     report = rule.prepare(stack)
     locals_: Sequence[nn.Module | None] = rule.build_locals(stack)

@@ -40,19 +40,24 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     suite.write_text(SUITE)
     out = tmp_path / "out"
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
+    shown = capsys.readouterr().out
+    for k, label in enumerate(["backprop", "backprop-2stage-naive", "broken"], start=1):
+        assert f"run {k} of 3: {label}" in shown  # off a terminal: one line as each run starts
     table = json.loads((out / "compare.json").read_text())
     assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
     one, staged, broken = table
     log = out / "logs" / "backprop-2stage-naive.log"
     assert staged["error"] is None, log.read_text()[-3000:]
     assert one["accuracy"] == staged["accuracy"]  # naive staged backprop is the same training
-    assert one["gap_to_backprop"] == 0 and one["speedup_vs_backprop"] == 1
+    assert one["gap_to_backprop"] == 0 and one["throughput_vs_backprop"] == 1
+    assert one["time_speedup_vs_backprop"] == 1
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]
     assert (
         (out / "compare.csv").read_text().splitlines()[0].startswith("label,rule,engine,accuracy")
     )
     for png in ("learning_curves.png", "accuracy_vs_time.png", "per_block_accuracy.png"):
         assert (out / png).stat().st_size > 1000
+    assert (out / "compare.md").read_text().startswith("| run | engine | test acc |")
     capsys.readouterr()
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
     again = json.loads((out / "compare.json").read_text())

@@ -15,6 +15,7 @@ from beyond_backprop.cli.common import StopFlag, console, errors, summary_line
 from beyond_backprop.cli.compare import compare
 from beyond_backprop.cli.eval import eval_
 from beyond_backprop.cli.plot import plot
+from beyond_backprop.cli.plugins import hide_flag_types, with_plugins
 from beyond_backprop.cli.progress import TrainingProgress
 from beyond_backprop.config import load_config
 from beyond_backprop.errors import BeyondBackpropError, ConfigError
@@ -27,9 +28,11 @@ app = typer.Typer(
 )
 
 LISTS = ("rules", "archs", "datasets")
+hide_flag_types()
 
 
 @app.command()
+@with_plugins
 def train(
     config: Annotated[
         Path | None,
@@ -47,6 +50,7 @@ def train(
 ) -> None:
     """Train one run with the LocalEngine and print its result."""
     from beyond_backprop.run import resume_run, start_run
+    from beyond_backprop.run.api import staged_only_warnings
 
     flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
@@ -72,6 +76,8 @@ def train(
         console.print(
             f"training {cfg.rule.name} on {cfg.data.name} ({cfg.model.arch}), run name {cfg.name!r}"
         )
+        for line in staged_only_warnings(cfg):
+            console.print(f"warning: {line}", highlight=False)
         with TrainingProgress(console, cfg.log.progress) as progress:
             result = start_run(cfg, progress=progress, should_stop=flag, stop_after=stop_after)
     summary = result.summary
@@ -85,6 +91,7 @@ def train(
 
 
 @app.command()
+@with_plugins
 def launch(
     nproc: Annotated[int, typer.Option("--nproc", help="Processes (stages) on this machine")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A YAML preset")] = None,
@@ -112,6 +119,7 @@ def launch(
 
 
 @app.command("list")
+@with_plugins
 def list_(what: Annotated[str, typer.Argument(help="rules | archs | datasets")]) -> None:
     """List the registered rules, architectures or datasets."""
     from beyond_backprop.data import DATASETS
@@ -149,6 +157,6 @@ def main() -> None:
 
 
 # the sub-commands live in their own modules, which know nothing of the app
-app.command("eval")(eval_)
-app.command("plot")(plot)
-app.command()(compare)
+app.command("eval")(with_plugins(eval_))
+app.command("plot")(with_plugins(plot))
+app.command()(with_plugins(compare))

@@ -4,85 +4,99 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from beyond_backprop.compare.execute import Outcome, run_suite
-from beyond_backprop.compare.plots import plot_comparison
-from beyond_backprop.compare.report import rows, write_reports
-from beyond_backprop.compare.suite import load_suite
+from beyond_backprop.cli.progress import CompareProgress
+from beyond_backprop.compare.execute import Outcome, output_lock, run_suite
+from beyond_backprop.compare.report import (
+    HEADERS,
+    LEGEND,
+    cells,
+    formatted,
+    rows,
+    write_reports,
+)
+from beyond_backprop.compare.suite import Suite, load_suite
 
 # a wide table even when the output is a file or a pipe (rich assumes 80 columns there)
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# with --format markdown|csv|json only the table goes to stdout (to be piped); the rest here
+notes = Console(stderr=True, soft_wrap=True)
 
 
 def compare(
-    suite: Annotated[Path, typer.Option("--suite", help="A suite, e.g. configs/suites/quick.yaml")],
+    suite: Annotated[Path, typer.Option("--suite", help="A suite, e.g. configs/suites/tiny.yaml")],
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default runs/compare/<suite>)")
     ] = None,
     force: Annotated[bool, typer.Option(help="Retrain runs that already exist")] = False,
+    format_: Annotated[
+        Literal["table", "markdown", "csv", "json"],
+        typer.Option("--format", help="How to print the result: table, markdown, csv or json"),
+    ] = "table",
 ) -> None:
-    """Run every rule of a suite (1 process and staged where the suite asks) and report
-    accuracy, gap to backprop, wall time, samples/s, speed-ups and peak memory."""
+    """Run every rule of a suite (one process, and staged where the suite asks) and report
+    test accuracy, gap to backprop, times, throughput, speed-ups and peak memory; also
+    writes compare.csv, compare.json, compare.md and three PNG plots into the output folder.
+    The suite file format is described in docs/extending.md."""
+    # imported here: every bbp command imports this module, and matplotlib takes a while
+    from beyond_backprop.compare.plots import plot_comparison
+
     folder = out or Path("runs") / "compare" / suite.stem
     loaded = load_suite(suite, folder / "runs")
-    console.print(f"suite {loaded.name}: {len(loaded.variants)} runs -> {folder}", highlight=False)
+    info = console if format_ == "table" else notes
+    with output_lock(folder):
+        info.print(f"suite {loaded.name}: {len(loaded.variants)} runs -> {folder}", highlight=False)
+        with CompareProgress(info, len(loaded.variants)) as progress:
 
-    def done(outcome: Outcome) -> None:
-        how = "reused" if outcome.reused else f"{outcome.wall_seconds or 0:.0f} s"
-        status = (
-            f"failed: {outcome.error}"
-            if outcome.error
-            else f"acc {_pct(outcome.summary.get('accuracy'))}"
-        )
-        console.print(f"  {outcome.variant.label}: {status} ({how})", highlight=False)
+            def done(outcome: Outcome) -> None:
+                progress.done(_done_line(outcome))
 
-    outcomes = run_suite(loaded.variants, folder, force, done)
-    table = rows(outcomes)
-    written = write_reports(table, folder) + plot_comparison(table, folder)
-    console.print(render(table))
-    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+            outcomes = run_suite(
+                loaded.variants, folder, force, done,
+                lambda i, variant: progress.start(i, variant.label),
+            )  # fmt: skip
+        table = rows(outcomes)
+        written = write_reports(table, folder) + plot_comparison(table, folder, title(loaded))
+    if format_ == "table":
+        console.print(render(table, title(loaded)))
+    else:
+        typer.echo(formatted(table, format_), nl=False)
+    info.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
     if all(o.error for o in outcomes):
         raise typer.Exit(1)
 
 
-def render(table: list[dict[str, Any]]) -> Table:
+def title(suite: Suite) -> str:
+    """The suite, its dataset and its budget (from the first run's config)."""
+    config = suite.variants[0].config
+    limit = config.data.train_limit
+    examples = f", {limit} training examples" if limit else ""
+    return f"suite {suite.name}, {config.data.name}{examples}, {config.train.epochs} epoch(s)"
+
+
+def render(table: list[dict[str, Any]], caption: str = "") -> Table:
     """The rich table of the comparison."""
-    view = Table(title="bbp compare", header_style="bold")
-    for name in (
-        "run",
-        "engine",
-        "test acc",
-        "gap",
-        "wall s",
-        "samples/s",
-        "vs bp",
-        "vs gpipe",
-        "peak MiB",
-    ):
-        view.add_column(name, justify="left" if name in ("run", "engine") else "right")
+    view = Table(title=f"bbp compare: {caption}" if caption else "bbp compare",
+                 header_style="bold", caption=LEGEND, caption_justify="left")  # fmt: skip
+    for key, name in HEADERS.items():
+        left = key in ("label", "engine")
+        view.add_column(name, justify="left" if left else "right", no_wrap=key == "label")
     for row in table:
+        values = cells(row)
         if row["error"]:
-            view.add_row(row["label"], row["engine"], f"[red]failed: {row['error']}[/red]")
-            continue
-        gap = row["gap_to_backprop"]
-        view.add_row(
-            row["label"], row["engine"], _pct(row["accuracy"]),
-            "" if gap is None else f"{100 * gap:+.2f}",
-            _num(row["wall_seconds"], 0), _num(row["samples_per_second"], 0),
-            _num(row["speedup_vs_backprop"], 2, "x"), _num(row["speedup_vs_gpipe"], 2, "x"),
-            _num(row["peak_rss_mb"], 0),
-        )  # fmt: skip
+            values[2] = f"[red]{values[2]}[/red]"
+        view.add_row(*values)
     return view
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
-
-
-def _num(value: float | None, digits: int, suffix: str = "") -> str:
-    return "" if value is None else f"{value:.{digits}f}{suffix}"
+def _done_line(outcome: Outcome) -> str:
+    how = "reused" if outcome.reused else f"{outcome.wall_seconds or 0:.0f} s"
+    accuracy = outcome.summary.get("accuracy")
+    shown = "n/a" if accuracy is None else f"{100 * accuracy:.2f}%"
+    status = f"failed: {outcome.error}" if outcome.error else f"acc {shown}"
+    return f"  {outcome.variant.label}: {status} ({how})"

@@ -1,9 +1,13 @@
-"""Terminal output for training: a rich progress bar on a terminal, plain lines elsewhere."""
+"""Terminal output for training: a rich progress bar on a terminal, plain lines elsewhere;
+for ``bbp compare``, run k of N, the current run's progress and the time left."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
@@ -16,6 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from beyond_backprop.compare.execute import PROGRESS_ENV
+from beyond_backprop.tracking.atomic import atomic_write_text
 
 
 def interactive(console: Console) -> bool:
@@ -31,6 +38,10 @@ class TrainingProgress:
         self.live = enabled and interactive(console)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        # a run that bbp compare started reports its step to the file it names
+        report = os.environ.get(PROGRESS_ENV)
+        self._report = Path(report) if report else None
+        self._reported = 0.0
 
     def __enter__(self) -> TrainingProgress:
         if self.live:
@@ -56,7 +67,11 @@ class TrainingProgress:
             self._bar.stop()
 
     def on_step(self, step: int, total: int, epoch: int) -> None:
-        """Advance the bar."""
+        """Advance the bar (and the progress file, at most every 0.2 s and at the end)."""
+        now = time.monotonic()
+        if self._report is not None and (now - self._reported > 0.2 or step == total):
+            atomic_write_text(self._report, f"{step} {total}\n")
+            self._reported = now
         if self._bar is None:
             return
         if self._task is None:
@@ -76,3 +91,63 @@ class TrainingProgress:
             parts.append(f"per-block acc {per_block}")
         self.console.print("  ".join(parts), highlight=False)
         sys.stdout.flush()
+
+
+class CompareProgress:
+    """``bbp compare``'s progress: on a terminal two bars (runs done of N, with the time left
+    estimated from the runs trained so far and the current run's pace; the current run's steps
+    and its time left); elsewhere one line as each run starts."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.live = interactive(console)
+        self._bar: Progress | None = None
+        self._suite: TaskID | None = None
+        self._run: TaskID | None = None
+
+    def __enter__(self) -> CompareProgress:
+        if self.live:
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self._bar.start()
+            self._suite = self._bar.add_task("runs done", total=self.total)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, index: int, label: str) -> Callable[[tuple[int, int] | None], None]:
+        """Run ``index`` (0-based) begins; returns the callback for its (step, total)."""
+        line = f"run {index + 1} of {self.total}: {label}"
+        if self._bar is None:
+            self.console.print(line, highlight=False)
+            sys.stdout.flush()
+            return lambda progress: None
+        bar, suite = self._bar, self._suite
+        assert suite is not None
+        bar.update(suite, completed=index)
+        if self._run is not None:
+            bar.remove_task(self._run)
+        run = self._run = bar.add_task(line, total=None)
+
+        def poll(progress: tuple[int, int] | None) -> None:
+            if progress is not None:
+                step, total = progress
+                bar.update(run, completed=step, total=total)
+                bar.update(suite, completed=index + step / max(total, 1))
+
+        return poll
+
+    def done(self, text: str) -> None:
+        """A finished run's line (above the bars)."""
+        self.console.print(text, highlight=False)

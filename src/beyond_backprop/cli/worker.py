@@ -16,11 +16,13 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from beyond_backprop.cli.common import StopFlag, summary_line
+from beyond_backprop.cli.common import StopFlag, console, summary_line
+from beyond_backprop.cli.progress import TrainingProgress
 from beyond_backprop.config import load_config
 from beyond_backprop.engines.process_group import init_process_group
 from beyond_backprop.errors import BeyondBackpropError
 from beyond_backprop.run import resume_run, start_run
+from beyond_backprop.run.plugins import load_plugins
 from beyond_backprop.tracking.run_dir import RunDir
 
 
@@ -40,13 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
     try:
+        load_plugins()  # those of the bbp launch --plugin that started this worker (BBP_PLUGINS)
         path = RunDir(args.resume).config if args.resume else args.config
         config = load_config(path, args.overrides)
         init_process_group(config, rank, int(os.environ["WORLD_SIZE"]))
-        if args.resume:
-            result = resume_run(args.resume, stop_after=args.stop_after, should_stop=flag)
-        else:
-            result = start_run(config, stop_after=args.stop_after, should_stop=flag)
+        # rank 0 shows the progress bar and the evaluation lines, as bbp train does
+        with TrainingProgress(console, rank == 0 and config.log.progress) as progress:
+            shown = progress if rank == 0 else None
+            if args.resume:
+                result = resume_run(args.resume, stop_after=args.stop_after, should_stop=flag,
+                                    progress=shown)  # fmt: skip
+            else:
+                result = start_run(config, stop_after=args.stop_after, should_stop=flag,
+                                   progress=shown)  # fmt: skip
         # no rank tears its process group down while another is still in a collective or a
         # send: a rank that exits early can abort a peer's gloo teardown (SIGABRT, exit 1)
         dist.barrier()

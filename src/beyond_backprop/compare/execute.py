@@ -1,26 +1,65 @@
 """Run a suite's variants, each in its own process (``bbp train`` or ``bbp launch``), so that
-every run's peak memory is its own and a crash in one rule does not stop the others."""
+every run's peak memory is its own and a crash in one rule does not stop the others.
+
+The child reports its step to a progress file (``PROGRESS_ENV`` names it; ``cli/progress.py``
+writes it), which the caller polls to show the current run's progress. One ``bbp compare``
+at a time writes an output folder (``output_lock``): two would share its logs and configs
+and each would report the other's newer runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from beyond_backprop.compare.suite import Variant
 from beyond_backprop.config import dump_config, load_config
+from beyond_backprop.errors import ConfigError
 from beyond_backprop.tracking.atomic import atomic_write_text
 from beyond_backprop.tracking.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 WALL_FILE = "compare_wall.json"
+PROGRESS_ENV = "BBP_PROGRESS_FILE"
+"""The environment variable naming the file where a child run writes ``STEP TOTAL``."""
+LOCK_FILE = ".compare.lock"
+Poll = Callable[[tuple[int, int] | None], None]
+"""Called about four times a second while a run trains, with (step, total) once known."""
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock for the block; a second holder fails at once, naming the first."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / LOCK_FILE).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ConfigError(
+                [f"--out {out}: another bbp compare ({owner}) is writing there; wait for it "
+                 "or give another --out"]
+            ) from None  # fmt: skip
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -52,7 +91,8 @@ def find_completed_run(variant: Variant) -> Path | None:
     return None
 
 
-def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
+def run_variant(variant: Variant, out: Path, force: bool, on_poll: Poll | None = None
+                ) -> Outcome:  # fmt: skip
     """Reuse a finished identical run unless ``force``; else train it in a child process."""
     if not force and (existing := find_completed_run(variant)) is not None:
         summary = json.loads(RunDir(existing).summary.read_text())
@@ -67,12 +107,17 @@ def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
         command += ["launch", "--nproc", str(variant.stages), "--config", str(config_file)]
     log_file = out / "logs" / f"{variant.label}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    progress_file = log_file.with_suffix(".progress")
+    progress_file.unlink(missing_ok=True)
+    env = {**os.environ, PROGRESS_ENV: str(progress_file)}
     started = time.perf_counter()
     with log_file.open("w") as sink:
-        code = subprocess.run(
-            command, stdout=sink, stderr=subprocess.STDOUT, check=False
-        ).returncode
+        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        while (code := _wait(child, 0.25)) is None:
+            if on_poll is not None:
+                on_poll(read_progress(progress_file))
     wall = time.perf_counter() - started
+    progress_file.unlink(missing_ok=True)
     run_dir = find_completed_run(variant)
     if code != 0 or run_dir is None:
         return Outcome(variant, None, {}, wall, error=failure_reason(log_file, code))
@@ -81,16 +126,35 @@ def run_variant(variant: Variant, out: Path, force: bool) -> Outcome:
     return Outcome(variant, run_dir, summary, wall)
 
 
+def _wait(child: subprocess.Popen[bytes], seconds: float) -> int | None:
+    try:
+        return child.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def read_progress(path: Path) -> tuple[int, int] | None:
+    """(step, total) from a child's progress file; None before its first step."""
+    try:
+        step, total = path.read_text().split()
+        return int(step), int(total)
+    except (OSError, ValueError):  # not there yet, or caught mid-write
+        return None
+
+
 def run_suite(
     variants: list[Variant],
     out: Path,
     force: bool,
     on_done: Callable[[Outcome], None] | None = None,
+    on_start: Callable[[int, Variant], Poll | None] | None = None,
 ) -> list[Outcome]:
-    """Every variant in order; a failure is recorded and the next one runs."""
+    """Every variant in order; a failure is recorded and the next one runs. ``on_start(i,
+    variant)`` may return the poll callback for that run."""
     outcomes = []
-    for variant in variants:
-        outcome = run_variant(variant, out, force)
+    for i, variant in enumerate(variants):
+        poll = on_start(i, variant) if on_start is not None else None
+        outcome = run_variant(variant, out, force, poll)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
