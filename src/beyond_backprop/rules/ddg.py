@@ -17,22 +17,22 @@ from beyond_backprop.rules.registry import register_rule
 class DDG(Backprop):
     """Back-propagation whose gradient may arrive late: every module (stage) of K updates from
     the gradient of an earlier step, so no module waits for the backward pass above it
-    (1804.10574, Sec. 3, Algorithm 1).
+    (1804.10574, Sec. 3).
 
     The objective of every block is back-propagation's (the task loss at the top, the gradient
     from above elsewhere); what makes it DDG is when that gradient is applied. Under the
     ``delayed`` schedule stage k of K updates at step t from the gradient of step
     t - (K - k - 1) (the top stage from the current step), back-propagated through the stage's
-    blocks re-run on the input it kept for that step, with the current weights (the paper's
-    update, Sec. 3: the stale sample's gradient taken at the current weights w^t). On one process (or one stage, or the lockstep
+    blocks re-run on the input it kept for that step, with the current weights: the stale
+    sample's gradient at w^t, the paper's update. On one process (or under the lockstep
     ``naive`` schedule) every delay is 0 and the rule is back-propagation, bitwise.
 
     Deviations: the paper's modules keep the activations of the steps in flight; here each
     stage keeps only its input of each such step and re-runs its blocks on it (a recompute:
     the saved graph could not be reused, the optimizer has changed the weights in place
-    since), which gives the same gradient at w^t for less memory, one more forward pass. The re-run does not
-    move BatchNorm's running statistics (the schedule restores them), so they follow the
-    current batches only. The forward pass stays locked, as in the paper.
+    since), the same gradient at w^t for less memory and one more forward pass. The re-run
+    does not move BatchNorm's running statistics (the schedule restores them). The forward
+    pass stays locked, as in the paper.
     """
 
     default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="delayed_gradient")

@@ -31,9 +31,7 @@ from tests.unit.engines.test_schedules_fake import (
 Terms = dict[tuple[int, str], float]
 
 
-def train_steps(
-    steppers: Sequence[StagedStep], steps: range, close: bool
-) -> list[list[Terms]]:
+def train_steps(steppers: Sequence[StagedStep], steps: range, close: bool) -> list[list[Terms]]:
     """Run ``steps`` on every fake rank (one thread each); returns each rank's terms per step."""
     logged: list[list[Terms]] = [[] for _ in steppers]
     errors: list[BaseException] = []
