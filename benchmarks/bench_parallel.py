@@ -45,16 +45,24 @@ def schedule_for(rule: str) -> str:
 
 
 def make_config(
-    rule: str, stages: int, batch: int, threads: int, microbatches: int, schedule: str
+    rule: str,
+    stages: int,
+    batch: int,
+    threads: int,
+    microbatches: int,
+    schedule: str,
+    world: int,
 ) -> Any:
+    """K equal blocks; ``world`` processes (1: the LocalEngine, with the lockstep step)."""
+    engine = {"stages": world, "threads": threads, "microbatches": microbatches,
+              "schedule": schedule if world > 1 else "naive"}  # fmt: skip
     return build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": batch},
             "model": {"arch": "mlp", "hidden": [WIDTH] * stages},
             "rule": {"name": rule},
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
-            "engine": {"name": "staged", "stages": stages, "threads": threads,
-                       "schedule": schedule, "microbatches": microbatches},
+            "engine": engine,
         }
     )  # fmt: skip
 
@@ -72,7 +80,7 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     config = make_config(
         case["rule"], case["stages"], case["batch"], threads, case["microbatches"],
-        case.get("schedule") or schedule_for(case["rule"]),
+        case.get("schedule") or schedule_for(case["rule"]), world,
     )  # fmt: skip
     data = fake_data(case["batch"] * case["steps"])
     experiment = build_experiment(config, data)
