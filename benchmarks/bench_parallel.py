@@ -102,19 +102,19 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
         engine.train_step(Batch(x_all[rows], y_all[rows]), epoch=0)
         engine.step += 1
     if world > 1:
-        engine.close()  # type: ignore[attr-defined]
+        engine.stepper.close()  # type: ignore[attr-defined]
         dist.barrier()
     ended = time.perf_counter()
     record: dict[str, Any] = {"rank": rank, "start": marks[case["warmup"]], "end": ended}
     if world > 1:
         staged: StageEngine = engine  # type: ignore[assignment]
         window = [(s, a, b) for s, a, b in staged.steps_traced or [] if s >= case["warmup"]]
-        waits = [(a, b) for a, b in staged.stage.channel.waits or [] if a >= window[0][1]]
+        waits = [(a, b) for a, b in staged.stepper.stage.channel.waits or [] if a >= window[0][1]]
         record.update(
             start=window[0][1],
             busy=sum(b - a for _, a, b in window) - sum(b - a for a, b in waits),
             trace=[(s, a, b) for s, a, b in staged.steps_traced or []],
-            waits=list(staged.stage.channel.waits or []),
+            waits=list(staged.stepper.stage.channel.waits or []),
         )
         dist.destroy_process_group()
     torch.save(record, f"{out}.{rank}")
