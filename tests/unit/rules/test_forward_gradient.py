@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch, BlockContext
 from tests.helpers import tiny_config
-from tests.unit.engines.test_schedules_fake import assert_equal, run_fake, run_local
+from tests.integration.staged_harness import spawn, train_local, train_staged
 
 MODEL = {"arch": "mlp", "hidden": [8, 6]}
 
@@ -187,13 +188,18 @@ def _staged_config(schedule: str, stages: int, mode: str) -> ExperimentConfig:
         rule={"name": "forward_gradient", "mode": mode},
         engine={"stages": stages, "schedule": schedule, "threads": 1},
         optim={"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": "constant"},
+        train={"max_steps": 4},
     )
 
 
 @pytest.mark.parametrize("mode", ["weight", "activity"])
-def test_two_stages_draw_the_same_tangents_as_one_process(mode: str) -> None:
+def test_two_stages_draw_the_same_tangents_as_one_process(mode: str, tmp_path: Path) -> None:
     """Each block's tangents are seeded by the step and the block alone: the pipelined 2-stage
-    run leaves bitwise the one-process parameters."""
-    staged, _, _ = run_fake(_staged_config("pipelined", 2, mode), False, [2])
-    local = run_local(_staged_config("naive", 1, mode), False)
-    assert_equal(staged, local, exact=True)
+    run (two processes: forward-mode AD's dual levels are global, so not threads) leaves
+    bitwise the one-process parameters."""
+    outcomes = spawn(tmp_path, train_staged, _staged_config("pipelined", 2, mode), False, [2])
+    assert all(o["ok"] for o in outcomes), outcomes
+    local = train_local(_staged_config("naive", 1, mode), False)
+    staged = outcomes[0]["result"]["stack"]
+    assert staged.keys() == local["stack"].keys()
+    assert all(torch.equal(staged[key], local["stack"][key]) for key in staged)
