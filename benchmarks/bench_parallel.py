@@ -4,11 +4,13 @@ For each rule: the 1-process LocalEngine with 1 thread and with K threads, and t
 with K stages of one thread each, on a stack of K equal-cost blocks (Linear 1024x1024 + ReLU,
 the classifier joined to the last stage). The schedule follows the rule's wiring: ``gpipe``
 for gradient wirings (pipeline-parallel backprop), ``pipelined`` for forward-only wirings,
-``decoupled`` for delayed-gradient wirings (DNI; also ``naive``, the update-locked schedule,
-beside it), ``naive`` otherwise. Every case runs in freshly spawned processes (gloo on
-loopback), times the steps after a warm-up, and reports each stage's busy and idle (waiting) share.
+``decoupled`` for delayed-gradient wirings (DNI; ``--schedule delayed`` for DDG; also
+``naive``, the update-locked schedule, beside it), ``naive`` otherwise. Every case runs in
+freshly spawned processes (gloo on loopback), times the steps after a warm-up, and reports
+each stage's busy and idle (waiting) share.
 
     python -m benchmarks.bench_parallel --stages 2 --rules backprop dgl [--steps 60]
+    python -m benchmarks.bench_parallel --stages 2 --rules ddg --schedule delayed
 """
 
 from __future__ import annotations
@@ -52,15 +54,18 @@ def make_config(
     schedule: str,
     model: dict[str, Any] | None = None,
     rule_options: dict[str, Any] | None = None,
+    world: int = 1,
 ) -> Any:
+    """K equal blocks; ``world`` processes (1: the LocalEngine, with the lockstep step)."""
+    engine = {"stages": world, "threads": threads, "microbatches": microbatches,
+              "schedule": schedule if world > 1 else "naive"}  # fmt: skip
     return build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": batch},
             "model": model or {"arch": "mlp", "hidden": [WIDTH] * stages},
             "rule": {"name": rule, **(rule_options or {})},
             "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"},
-            "engine": {"stages": stages, "threads": threads,
-                       "schedule": schedule, "microbatches": microbatches},
+            "engine": engine,
         }
     )  # fmt: skip
 
@@ -79,7 +84,7 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     config = make_config(
         case["rule"], case["stages"], case["batch"], threads, case["microbatches"],
         case.get("schedule") or schedule_for(case["rule"]), case.get("model"),
-        case.get("rule_options"),
+        case.get("rule_options"), world,
     )  # fmt: skip
     data = fake_data(case["batch"] * case["steps"])
     experiment = build_experiment(config, data)
@@ -151,17 +156,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--microbatches", type=int, default=4)
     parser.add_argument("--machine", default="cpu2")
+    parser.add_argument(
+        "--schedule",
+        default=None,
+        help="the staged schedule (default: chosen by the rule's wiring)",
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     for k in args.stages:
         for rule in args.rules:
             common = {"rule": rule, "stages": k, "batch": args.batch, "steps": args.steps,
                       "warmup": args.warmup, "microbatches": args.microbatches}  # fmt: skip
-            runs = [("local", 1, None), ("local", k, None), ("staged", 1, schedule_for(rule))]
+            staged = args.schedule or schedule_for(rule)
+            runs = [("local", 1, None), ("local", k, None), ("staged", 1, staged)]
             if default_wirings()[rule].stale_ok:
                 runs.append(("staged", 1, "async"))
-            if schedule_for(rule) == "decoupled":
-                runs.append(("staged", 1, "naive"))
+            if default_wirings()[rule].backward == "delayed_gradient":
+                runs.append(("staged", 1, "naive"))  # the update-locked form beside it
             for engine, threads, schedule in runs:
                 case = {**common, "engine": engine, "threads": threads, "schedule": schedule}
                 figures = measure(case)

@@ -30,7 +30,8 @@ class ForwardGradient(LearningRule):
     input is detached, so no signal crosses a block boundary (wiring backward ``none``). The
     gradient of that loss is never back-propagated; it is estimated from directional
     derivatives computed by forward-mode AD (``torch.func.jvp``) along tangents v ~ N(0, I)
-    drawn from torch's global generator: ``g = 1/K sum_k (grad L . v_k) v_k``, unbiased.
+    drawn from a generator seeded per (step, block) (``tangent_seed``; the same tangents in
+    one process and on any number of stages): ``g = 1/K sum_k (grad L . v_k) v_k``, unbiased.
 
     - ``mode: weight`` (Baydin et al.): v perturbs every parameter of the block and its head;
       the estimate is the parameters' gradient (one jvp of block + head per tangent).
@@ -76,13 +77,27 @@ class ForwardGradient(LearningRule):
         """An auxiliary head on every block but the last; keeps the blocks for weight mode,
         whose jvp evaluates a block as a function of its parameters."""
         self.blocks: nn.ModuleList = stack.blocks
-        return build_heads(stack, self.config.head)
+        heads = build_heads(stack, self.config.head)
+        # one draw from the experiment's seeded generator, the same on every rank that builds
+        # the experiment: the base of the tangents' own seeds (``tangent_seed``)
+        self.tangent_base = int(torch.randint(0, 2**31, ()).item())
+        return heads
+
+    def tangent_seed(self, step: int, k: int) -> int:
+        """The seed of block ``k``'s tangents at ``step``: a function of the step and the block
+        alone, so that a block draws the same tangents whichever process runs it, and a resumed
+        run the same as one that never stopped."""
+        return (self.tangent_base * 1_000_003 + step) * 1_009 + k
 
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """The local loss, whose gradient is the forward-gradient estimate."""
-        if self.config.mode == "weight":
-            return LocalLoss({"loss": self.weight_perturbed(self.blocks[k], ctx)})
-        return LocalLoss({"loss": self.activity_perturbed(ctx)})
+        cuda = [ctx.x_in.device.index or 0] if ctx.x_in.is_cuda else []
+        # the tangents come from a generator of their own (the global one is left as it was)
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.tangent_seed(ctx.step, k))
+            if self.config.mode == "weight":
+                return LocalLoss({"loss": self.weight_perturbed(self.blocks[k], ctx)})
+            return LocalLoss({"loss": self.activity_perturbed(ctx)})
 
     def weight_perturbed(self, block: nn.Module, ctx: BlockContext) -> Tensor:
         """L, with gradient ``(grad_theta L . v) v`` for theta = block and head parameters."""

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from beyond_backprop.autograd.forward_gradient import forward_gradient
+from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.local import LocalEngine
 from beyond_backprop.errors import ConfigError
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Batch, BlockContext
 from tests.helpers import tiny_config
+from tests.integration.staged_harness import spawn, train_local, train_staged
 
 MODEL = {"arch": "mlp", "hidden": [8, 6]}
 
@@ -28,10 +31,9 @@ def _experiment(mode: str, num_tangents: int = 1) -> Experiment:
     return build_experiment(tiny_config(model=MODEL, rule=rule))
 
 
-def _engine_grads(exp: Experiment, k: int, seed: int) -> list[torch.Tensor]:
-    """The gradients one engine step leaves on block k and its head, tangents seeded."""
+def _engine_grads(exp: Experiment, k: int) -> list[torch.Tensor]:
+    """The gradients one engine step (step 0) leaves on block k and its head."""
     x, y = exp.data.train.x[:16], exp.data.train.y[:16]
-    torch.manual_seed(seed)
     LocalEngine(exp).train_step(Batch(x, y), epoch=0)
     params = [*exp.stack.blocks[k].parameters(), *exp.locals[k].parameters()]  # type: ignore[union-attr]
     return [p.grad.clone() for p in params]  # type: ignore[union-attr]
@@ -53,13 +55,11 @@ def _true_grads(exp: Experiment, k: int) -> tuple[list[torch.Tensor], torch.Tens
 def test_weight_mode_one_tangent_is_directional_derivative_times_tangent() -> None:
     exp = _experiment("weight")
     true, _ = _true_grads(exp, 1)  # before the step changes anything
-    # block 0 draws its tangents first, then block 1: replay the draws in that order
-    torch.manual_seed(7)
-    for p in [*exp.stack.blocks[0].parameters(), *exp.locals[0].parameters()]:  # type: ignore[union-attr]
-        torch.randn_like(p)
+    # block 1's tangents at step 0 come from its own seed, whatever block 0 drew
+    torch.manual_seed(exp.rule.tangent_seed(0, 1))  # type: ignore[attr-defined]
     tangents = [torch.randn_like(g) for g in true]
     d = sum(float((g * v).sum()) for g, v in zip(true, tangents, strict=True))
-    ours = _engine_grads(exp, 1, seed=7)
+    ours = _engine_grads(exp, 1)
     for got, v in zip(ours, tangents, strict=True):
         torch.testing.assert_close(got, d * v, rtol=1e-4, atol=1e-6)
 
@@ -73,20 +73,20 @@ def test_activity_mode_one_tangent_goes_through_the_block_jacobian() -> None:
     with torch.no_grad():
         x_in = exp.stack.blocks[0](exp.data.train.x[:16])
     z = exp.stack.blocks[1](x_in)
-    torch.manual_seed(7)
-    torch.randn(16, 8)  # block 0's tangent (its output is 16 x 8)
+    torch.manual_seed(exp.rule.tangent_seed(0, 1))  # type: ignore[attr-defined]
     u = torch.randn_like(z)
     (dz,) = torch.autograd.grad(
         F.cross_entropy(head(z), exp.data.train.y[:16]), z, retain_graph=True
     )
     expected = torch.autograd.grad(z, block_params, grad_outputs=float((dz * u).sum()) * u)
-    ours = _engine_grads(exp, 1, seed=7)
+    ours = _engine_grads(exp, 1)
     for got, want in zip(ours, [*expected, *true[len(block_params) :]], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-def _rule_grads(exp: Experiment, k: int, num_tangents: int) -> torch.Tensor:
-    """Block k's update from the rule alone (its objective, back-propagated), flattened."""
+def _rule_grads(exp: Experiment, k: int, num_tangents: int, step: int = 0) -> torch.Tensor:
+    """Block k's update from the rule alone (its objective at ``step``, back-propagated),
+    flattened."""
     x, y = exp.data.train.x[:16], exp.data.train.y[:16]
     with torch.no_grad():
         x_in = exp.stack.forward_range(x, 0, k)
@@ -95,7 +95,7 @@ def _rule_grads(exp: Experiment, k: int, num_tangents: int) -> torch.Tensor:
     params = [*block.parameters(), *head.parameters()]
     rule = RULES.get("forward_gradient")(replace(exp.rule.config, num_tangents=num_tangents))
     rule.build_locals(exp.stack)
-    ctx = BlockContext(k, len(exp.stack), x_in, block(x_in), Batch(x, y), head, {}, 0, 0)
+    ctx = BlockContext(k, len(exp.stack), x_in, block(x_in), Batch(x, y), head, {}, step, 0)
     objective = rule.block_objective(k, ctx)
     grads = torch.autograd.grad(objective.terms["loss"], params)
     return torch.cat([g.flatten() for g in grads])
@@ -109,8 +109,13 @@ def test_many_tangents_converge_to_the_true_gradient(mode: str) -> None:
     true, _ = _true_grads(exp, 1)
     flat_true = torch.cat([g.flatten() for g in true])
     torch.manual_seed(0)
+    # the mean relative error over 3 steps (3 independent draws of the tangents)
     error = {
-        n: float((_rule_grads(exp, 1, n) - flat_true).norm() / flat_true.norm())
+        n: sum(
+            float((_rule_grads(exp, 1, n, step) - flat_true).norm() / flat_true.norm())
+            for step in range(3)
+        )
+        / 3
         for n in (100, 1600)
     }
     assert error[1600] < 0.3
@@ -175,3 +180,26 @@ def test_bad_options_are_config_errors() -> None:
         tiny_config(rule={"name": "forward_gradient", "num_tangents": 0})
     with pytest.raises(ConfigError, match="mode"):
         tiny_config(rule={"name": "forward_gradient", "mode": "activities"})
+
+
+def _staged_config(schedule: str, stages: int, mode: str) -> ExperimentConfig:
+    return tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16, 16]},
+        rule={"name": "forward_gradient", "mode": mode},
+        engine={"stages": stages, "schedule": schedule, "threads": 1},
+        optim={"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": "constant"},
+        train={"max_steps": 4},
+    )
+
+
+@pytest.mark.parametrize("mode", ["weight", "activity"])
+def test_two_stages_draw_the_same_tangents_as_one_process(mode: str, tmp_path: Path) -> None:
+    """Each block's tangents are seeded by the step and the block alone: the pipelined 2-stage
+    run (two processes: forward-mode AD's dual levels are global, so not threads) leaves
+    bitwise the one-process parameters."""
+    outcomes = spawn(tmp_path, train_staged, _staged_config("pipelined", 2, mode), False, [2])
+    assert all(o["ok"] for o in outcomes), outcomes
+    local = train_local(_staged_config("naive", 1, mode), False)
+    staged = outcomes[0]["result"]["stack"]
+    assert staged.keys() == local["stack"].keys()
+    assert all(torch.equal(staged[key], local["stack"][key]) for key in staged)
