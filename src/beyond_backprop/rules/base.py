@@ -41,11 +41,15 @@ class Wiring:
             ``output_error`` (one error broadcast from the top to every block) or ``overlap``
             (a gradient that goes down one block only).
         stale_ok: the rule tolerates updates computed on stale parameters (asynchrony).
+        estimates_gradient: under ``delayed_gradient``, a block can update before its gradient
+            arrives from the rule's own estimate of it (DNI's synthetic gradient) and learns from
+            the real one late; without, the block waits for the delayed gradient (DDG).
     """
 
     forward: ForwardSignal = "activation"
     backward: BackwardSignal = "gradient"
     stale_ok: bool = False
+    estimates_gradient: bool = False
 
     @property
     def needs_input_grad(self) -> bool:

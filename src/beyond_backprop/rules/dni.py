@@ -103,7 +103,9 @@ class DNI(LearningRule):
             return found
 
     # the gradient a block learns from is optional and late: nothing waits for it
-    default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="delayed_gradient")
+    default_wiring: ClassVar[Wiring] = Wiring(
+        forward="activation", backward="delayed_gradient", estimates_gradient=True
+    )
 
     @property
     def wiring(self) -> Wiring:

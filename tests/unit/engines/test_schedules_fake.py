@@ -31,7 +31,8 @@ def config(schedule: str, stages: int, rule: str = "backprop", **engine: Any) ->
     )
 
 
-def batches(experiment: Experiment, device: torch.device) -> list[Batch]:
+def batches(experiment: Experiment, device: torch.device | None = None) -> list[Batch]:
+    device = device or experiment.device
     x, y = experiment.data.train.x.to(device), experiment.data.train.y.to(device)
     return [Batch(x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32]) for i in range(STEPS)]
 

@@ -48,5 +48,20 @@ def test_wiring_is_a_delayed_true_gradient() -> None:
 
 
 def test_a_schedule_that_gives_no_gradient_is_refused_naming_delayed() -> None:
-    with pytest.raises(WiringError, match="'delayed'"):
+    with pytest.raises(WiringError, match="schedules for 'ddg': delayed, naive"):
         run_fake(config("decoupled", 2, rule="ddg"), False, [2])
+
+
+def test_decoupled_refuses_ddg_up_front_naming_delayed() -> None:
+    """DDG has no estimate of its gradient to update from before it arrives (unlike DNI):
+    ``decoupled`` refuses it before any work and names ``delayed``."""
+    from beyond_backprop.config.engine import EngineConfig
+    from beyond_backprop.engines.schedules import check_schedule
+    from beyond_backprop.rules.registry import default_wirings
+
+    wirings = default_wirings()
+    message = check_schedule(
+        EngineConfig(stages=2, schedule="decoupled"), "ddg", wirings["ddg"], wirings
+    )
+    assert message is not None and "schedules for 'ddg': delayed, naive" in message
+    assert "rules it serves: cdni, dni" in message

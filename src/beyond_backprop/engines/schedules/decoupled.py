@@ -32,7 +32,7 @@ from beyond_backprop.rules.base import Batch, Wiring
 class Decoupled(Schedule):
     """Update unlocking (and, under a ``synthetic`` forward, forward unlocking)."""
 
-    serves_what = "wirings with backward 'delayed_gradient'"
+    serves_what = "wirings with backward 'delayed_gradient' that estimate the gradient"
     late: Late | None = None
     """The update whose gradient from above is still to come."""
     late_input: Late | None = None
@@ -41,7 +41,7 @@ class Decoupled(Schedule):
 
     @classmethod
     def serves(cls, wiring: Wiring) -> bool:
-        return wiring.backward == "delayed_gradient"
+        return wiring.backward == "delayed_gradient" and wiring.estimates_gradient
 
     @property
     def unlocked(self) -> bool:
