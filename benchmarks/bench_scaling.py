@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
+    record = {"benchmark": "scaling", "args": {k: str(v) for k, v in vars(args).items()},
+              "environment": environment(), "rows": rows}  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     for k in args.stages:
         for rule in args.rules:
             one = measure(case(rule, k, args, "local", None))["samples_per_second"]
@@ -80,10 +83,8 @@ def main() -> None:
                              "stage_busy_share": busy})  # fmt: skip
                 print(f"K={k:2d} {rule:16s} {schedule:16s} {speed:8.1f} samples/s, "
                       f"efficiency {speed / (k * one):.2f}, busy {busy}", flush=True)  # fmt: skip
-    record = {"benchmark": "scaling", "args": {k: str(v) for k, v in vars(args).items()},
-              "environment": environment(), "rows": rows}  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=1) + "\n")
+            # written after every rule, so a run cut short keeps what it measured
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.json}")
     if args.plot is not None:
         plot(rows, args.plot)
