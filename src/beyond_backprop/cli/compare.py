@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from beyond_backprop.compare.execute import Outcome, run_suite
 from beyond_backprop.compare.plots import plot_comparison
 from beyond_backprop.compare.report import rows, write_reports
 from beyond_backprop.compare.suite import load_suite
+from beyond_backprop.errors import EXIT_RANK_FAILED, EXIT_SIGNAL_BASE
 
 # a wide table even when the output is a file or a pipe (rich assumes 80 columns there)
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -41,13 +43,16 @@ def compare(
         )
         console.print(f"  {outcome.variant.label}: {status} ({how})", highlight=False)
 
-    outcomes = run_suite(loaded.variants, folder, force, done)
+    try:
+        outcomes = run_suite(loaded.variants, folder, force, done)
+    except KeyboardInterrupt:  # Ctrl-C reached the run too: it stops with a checkpoint
+        raise typer.Exit(EXIT_SIGNAL_BASE + signal.SIGINT) from None
     table = rows(outcomes)
     written = write_reports(table, folder) + plot_comparison(table, folder)
     console.print(render(table))
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
-    if all(o.error for o in outcomes):
-        raise typer.Exit(1)
+    if all(o.error for o in outcomes):  # some runs completed: their table is the result
+        raise typer.Exit(EXIT_RANK_FAILED)
 
 
 def render(table: list[dict[str, Any]]) -> Table:

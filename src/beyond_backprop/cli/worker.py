@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop-after", type=int)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    report_start(rank)
     logging.basicConfig(
         level=logging.INFO, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s"
     )
     flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
+    report_start(rank)  # after the handlers: a signal the launcher forwards is a stop request
     lines: list[str] = []
     try:
         code = _train(args, rank, flag)
