@@ -10,6 +10,7 @@ import datetime
 import torch.distributed as dist
 
 from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.engines.channel import StageError
 
 
 def choose_backend() -> str:
@@ -24,7 +25,13 @@ def init_process_group(
     """Join the process group with the config's short timeout; returns the backend."""
     backend = choose_backend()
     timeout = datetime.timedelta(seconds=config.engine.timeout_s)
-    dist.init_process_group(
-        backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
-    )
+    try:
+        dist.init_process_group(
+            backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
+        )
+    except RuntimeError as error:  # a peer that never joins: the rendezvous times out
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise StageError(
+            f"stage {rank} (rank {rank}) could not join the {world_size} stages: {reason}"
+        ) from error
     return backend
