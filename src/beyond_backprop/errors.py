@@ -1,15 +1,27 @@
-"""Errors the library raises on purpose, each with a message meant for the user."""
+"""Errors the library raises on purpose, each with a message meant for the user, and the exit
+codes of ``bbp train``, ``bbp launch`` and ``bbp compare`` (``docs/runs.md``)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
+EXIT_OK = 0
+"""The run completed, or stopped at ``--stop-after`` with a checkpoint."""
+EXIT_BAD_INPUT = 2
+"""Bad input: a config value, a missing dataset, an unreadable run directory."""
+EXIT_NON_FINITE = 3
+"""A local loss became NaN or infinite."""
+EXIT_RANK_FAILED = 4
+"""A rank of a staged run died, hung past ``engine.timeout_s`` or lost its peers."""
+EXIT_SIGNAL_BASE = 128
+"""Stopped by signal N (SIGTERM, SIGINT) with a checkpoint: exit ``128 + N``."""
+
 
 class BeyondBackpropError(Exception):
     """Base class: a problem the user can fix; the CLI prints it in one line and exits 2."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class UnknownNameError(BeyondBackpropError, KeyError):
@@ -49,7 +61,7 @@ class WiringError(BeyondBackpropError):
 class NonFiniteLossError(BeyondBackpropError):
     """A local loss became NaN or infinite; names the step, block and term."""
 
-    exit_code = 3
+    exit_code = EXIT_NON_FINITE
 
     def __init__(self, step: int, block: int, term: str, value: float) -> None:
         self.step, self.block, self.term, self.value = step, block, term, value

@@ -49,9 +49,11 @@ def train(
     ] = None,
 ) -> None:
     """Train one run with the LocalEngine and print its result."""
+    from beyond_backprop.cli.launching import check_stop_after
     from beyond_backprop.run import resume_run, start_run
     from beyond_backprop.run.api import staged_only_warnings
 
+    check_stop_after(stop_after)
     flag = StopFlag()
     signal.signal(signal.SIGTERM, flag.handle)
     signal.signal(signal.SIGINT, flag.handle)
@@ -106,16 +108,19 @@ def launch(
     ] = None,
 ) -> None:
     """Train a staged run: one process per stage under torchrun (on one or several machines)."""
-    import subprocess
-
     from beyond_backprop.cli.launching import torchrun_command
+    from beyond_backprop.cli.supervise import run_torchrun
 
     command = torchrun_command(
         nproc, config, overrides or [], resume, nnodes, rdzv_endpoint, rdzv_backend, rdzv_id,
         stop_after,
     )  # fmt: skip
     console.print(f"launching {nproc * nnodes} stages: {' '.join(command)}", highlight=False)
-    raise typer.Exit(subprocess.run(command, check=False).returncode)
+
+    def report(line: str) -> None:
+        errors.print(f"error: {line}", highlight=False, markup=False)
+
+    raise typer.Exit(run_torchrun(command, report))
 
 
 @app.command("list")

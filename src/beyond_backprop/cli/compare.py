@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from beyond_backprop.compare.report import (
     write_reports,
 )
 from beyond_backprop.compare.suite import Suite, load_suite
+from beyond_backprop.errors import EXIT_RANK_FAILED, EXIT_SIGNAL_BASE
 
 # a wide table even when the output is a file or a pipe (rich assumes 80 columns there)
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -56,10 +58,13 @@ def compare(
             def done(outcome: Outcome) -> None:
                 progress.done(_done_line(outcome))
 
-            outcomes = run_suite(
-                loaded.variants, folder, force, done,
-                lambda i, variant: progress.start(i, variant.label),
-            )  # fmt: skip
+            try:
+                outcomes = run_suite(
+                    loaded.variants, folder, force, done,
+                    lambda i, variant: progress.start(i, variant.label),
+                )  # fmt: skip
+            except KeyboardInterrupt:  # Ctrl-C reached the run too: it stops with a checkpoint
+                raise typer.Exit(EXIT_SIGNAL_BASE + signal.SIGINT) from None
         table = rows(outcomes)
         written = write_reports(table, folder) + plot_comparison(table, folder, title(loaded))
     if format_ == "table":
@@ -67,8 +72,8 @@ def compare(
     else:
         typer.echo(formatted(table, format_), nl=False)
     info.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
-    if all(o.error for o in outcomes):
-        raise typer.Exit(1)
+    if all(o.error for o in outcomes):  # some runs completed: their table is the result
+        raise typer.Exit(EXIT_RANK_FAILED)
 
 
 def title(suite: Suite) -> str:

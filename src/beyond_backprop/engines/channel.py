@@ -19,13 +19,13 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from beyond_backprop.errors import BeyondBackpropError
+from beyond_backprop.errors import EXIT_RANK_FAILED, BeyondBackpropError
 
 
 class StageError(BeyondBackpropError):
     """A stage lost contact with another (it died, hung past the timeout, or closed)."""
 
-    exit_code = 4
+    exit_code = EXIT_RANK_FAILED
 
 
 class Channel(ABC):

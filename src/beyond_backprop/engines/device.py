@@ -139,3 +139,10 @@ def data_on_device(setting: object, device: torch.device, nbytes: int) -> bool:
     if setting == "auto":
         return nbytes <= torch.cuda.get_device_properties(device).total_memory // 4
     return bool(setting)
+
+
+def collective_device() -> torch.device:
+    """Where a collective's tensors must be: this rank's GPU under nccl, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from beyond_backprop.engines.channel import Channel, StageError
 
+T = TypeVar("T")
 MAX_DIMS = 6
 HEADER = 3 + MAX_DIMS
 TENSOR, STOP = 0, 1
@@ -39,7 +40,7 @@ class DistChannel(Channel):
     def __init__(self, rank: int, device: torch.device | None = None) -> None:
         super().__init__(rank)
         self.device = device or torch.device("cpu")
-        self._in_flight: list[tuple[Any, Tensor]] = []
+        self._in_flight: list[tuple[Any, Tensor, int]] = []
 
     def send(self, tensor: Tensor, dst: int) -> None:
         # everything travels from this rank's device (nccl sends only device tensors)
@@ -51,16 +52,16 @@ class DistChannel(Channel):
         self._isend(_header(STOP, None).to(self.device), dst)
 
     def flush(self) -> None:
-        for work, _ in self._in_flight:
-            self._guard(work.wait, "send to", -1)
+        for work, _, dst in self._in_flight:
+            self._guard(work.wait, "send to", dst)
         self._in_flight.clear()
 
     def _isend(self, tensor: Tensor, dst: int) -> None:
         work = self._guard(lambda: dist.isend(tensor, dst), "send to", dst)
-        self._in_flight.append((work, tensor))  # keep the buffer alive until sent
+        self._in_flight.append((work, tensor, dst))  # keep the buffer alive until sent
         if len(self._in_flight) > 64:  # bound memory: old sends have long completed
-            self._in_flight[0][0].wait()
-            self._in_flight.pop(0)
+            old, _, old_dst = self._in_flight.pop(0)
+            self._guard(old.wait, "send to", old_dst)
 
     def recv(self, src: int, track: bool = True) -> Tensor | None:
         header = torch.empty(HEADER, dtype=torch.int64, device=self.device)
@@ -84,11 +85,29 @@ class DistChannel(Channel):
         except RuntimeError as error:
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            other = f"stage {peer} (rank {peer})" if peer >= 0 else "a peer stage"
             raise StageError(
-                f"stage {self.rank} (rank {self.rank}) could not {what} {other}: {reason}; "
+                f"stage {self.rank} (rank {self.rank}) could not {what} stage {peer} "
+                f"(rank {peer}): {reason}; "
                 "that stage died or hung past engine.timeout_s (see its log)"
             ) from error
+
+
+def guarded(what: str, call: Callable[[], T]) -> T:
+    """``call()``, a collective of the process group (``what``: all_reduce, barrier, ...), with
+    a failure turned into ``StageError`` naming this stage and the peers it waited for: a
+    collective does not say which peer is gone, so name them all (with 2 stages, the other)."""
+    try:
+        return call()
+    except RuntimeError as error:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        peers = ", ".join(str(r) for r in range(world) if r != rank)
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise StageError(
+            f"stage {rank} (rank {rank}) could not {what} with stage(s) {peers} "
+            f"(rank(s) {peers}): {reason}; a stage died, stopped or hung past "
+            "engine.timeout_s (see its log)"
+        ) from error
 
 
 def _header(kind: int, tensor: Tensor | None) -> Tensor:

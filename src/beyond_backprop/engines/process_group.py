@@ -11,6 +11,7 @@ import os
 import torch.distributed as dist
 
 from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.engines.channel import StageError
 from beyond_backprop.engines.device import choose_backend, resolve_device, use_device
 
 
@@ -24,9 +25,15 @@ def init_process_group(
     use_device(device)
     backend = choose_backend(config.engine.backend, device)
     timeout = datetime.timedelta(seconds=config.engine.timeout_s)
-    dist.init_process_group(
-        backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
-    )
+    try:
+        dist.init_process_group(
+            backend, init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
+        )
+    except RuntimeError as error:  # a peer that never joins: the rendezvous times out
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise StageError(
+            f"stage {rank} (rank {rank}) could not join the {world_size} stages: {reason}"
+        ) from error
     return backend
 
 

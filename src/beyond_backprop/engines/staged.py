@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from beyond_backprop.engines.channel import Channel
-from beyond_backprop.engines.messages import DistChannel
+from beyond_backprop.engines.messages import DistChannel, guarded
 from beyond_backprop.engines.protocol import Terms
 from beyond_backprop.engines.schedules import check_experiment_schedule, schedule_class
 from beyond_backprop.engines.stage import Stage
@@ -94,7 +94,7 @@ class StagedStep:
         if step % self.exp.config.engine.stop_check_every:
             return False
         flag = torch.tensor([int(requested)], device=self.exp.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        guarded("agree on a stop (all_reduce)", lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX))
         return bool(flag.item())
 
     def prepare_evaluation(self) -> bool:
@@ -106,7 +106,7 @@ class StagedStep:
     def after_evaluation(self) -> None:
         # every stage resumes training together, so no stage's wait for rank 0's
         # evaluation is counted as its training time
-        dist.barrier()
+        guarded("wait for the evaluation (barrier)", dist.barrier)
 
     def gather_parameters(self) -> None:
         """Copy every stage's block and local-module tensors into rank 0's stack."""

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 import torch.distributed as dist
 
+from beyond_backprop.engines.messages import guarded
+
 T = TypeVar("T")
 
 
@@ -39,16 +41,16 @@ class DistGroup(Group):
 
     def share(self, make: Callable[[], T]) -> T:
         box: list[Any] = [make() if self.rank == 0 else None]
-        dist.broadcast_object_list(box, src=0)
+        guarded("share rank 0's value (broadcast)", lambda: dist.broadcast_object_list(box, src=0))
         return box[0]
 
     def gather(self, value: Any) -> list[Any]:
         values: list[Any] = [None] * self.world_size
-        dist.all_gather_object(values, value)
+        guarded("gather every rank's value", lambda: dist.all_gather_object(values, value))
         return values
 
     def barrier(self) -> None:
-        dist.barrier()
+        guarded("wait for every rank (barrier)", dist.barrier)
 
 
 def current_group() -> Group:
