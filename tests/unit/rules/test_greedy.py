@@ -98,3 +98,45 @@ def test_head_family_options(head: dict[str, Any]) -> None:
 def test_bad_epochs_per_block_is_reported() -> None:
     with pytest.raises(ConfigError, match=r"rule\.epochs_per_block: 0 is invalid"):
         build_experiment_config({"rule": {"name": "greedy", "epochs_per_block": 0}})
+
+
+@pytest.mark.parametrize("per_block", [True, False])
+def test_learning_rate_schedule_restarts_for_every_block(
+    per_block: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """layerCNN resets the schedule for each layer: with ``lr_per_block`` every block's turn
+    sees the whole cosine schedule from its start; without it one schedule spans the run."""
+    from beyond_backprop.engines.schedules.sync import Sync
+
+    seen: list[float] = []
+    original_step = Sync.step
+
+    def recording(self: Sync, batch: Batch, step: int, epoch: int, lr: float) -> Any:
+        seen.append(lr)
+        return original_step(self, batch, step, epoch, lr)
+
+    monkeypatch.setattr(Sync, "step", recording)
+    rule = {"name": "greedy", "epochs_per_block": 1, "lr_per_block": per_block}
+    cfg = tiny_config(rule=rule, optim={"schedule": "cosine"}, data={"train_limit": 64})
+    experiment = build_experiment(cfg)
+    LocalEngine(experiment).train()
+    blocks = len(experiment.stack)
+    per_turn = len(seen) // blocks
+    assert per_turn >= 2 and len(seen) == per_turn * blocks
+    turns = [seen[k * per_turn : (k + 1) * per_turn] for k in range(blocks)]
+    if per_block:
+        assert all(turn == turns[0] for turn in turns) and turns[0][0] == pytest.approx(0.1)
+    else:
+        assert turns[1][0] < turns[0][-1]  # the schedule keeps decaying across blocks
+
+
+def test_ensemble_is_the_mean_softmax_of_every_block() -> None:
+    cfg = tiny_config(rule={"name": "greedy", "ensemble": True})
+    experiment = build_experiment(cfg)
+    x = torch.randn(5, *experiment.stack.input_shape)
+    out = experiment.rule.predictions(experiment.stack, experiment.locals, x)
+    blocks = [out[k].softmax(dim=1) for k in range(len(experiment.stack))]
+    assert torch.allclose(out[None].exp(), torch.stack(blocks).mean(0), atol=1e-6)
+    plain = build_experiment(tiny_config(rule={"name": "greedy"}))
+    x_out = plain.rule.predictions(plain.stack, plain.locals, x)
+    assert torch.equal(x_out[None], x_out[len(plain.stack) - 1])
