@@ -63,10 +63,11 @@ def grid_info_nce(
 
     Patch ``(r, c)`` predicts the patch ``k + skip`` rows below it, ``(r + k + skip, c)``, with
     predictor ``W_k = predictors[k - 1]``; ``skip = 1`` is Greedy InfoMax's code
-    (``skip_step``: the adjacent row, which overlaps the context patch, is never a target) (Oord et al. Sec. 3.2; Löwe et al. 2019, arXiv 1905.11786,
-    Eq. 2-3). The negatives of a prediction are all other targets at the same offset in the
-    batch (other patches of the same image and of the other images), or ``negatives`` of them
-    drawn at random (see ``info_nce``).
+    (``skip_step``: the adjacent row, which overlaps the context patch, is never a target)
+    (Oord et al. Sec. 3.2; Löwe et al. 2019, arXiv 1905.11786, Eq. 2-3). The negatives of a
+    prediction are all other targets at the same offset in the batch (other patches of the
+    same image and of the other images), or ``negatives`` of them drawn at random (see
+    ``info_nce``).
 
     Args:
         z: patch representations, shape ``(B, D, G_rows, G_cols)``.
@@ -79,7 +80,7 @@ def grid_info_nce(
         ``{"infonce_k<k>": loss}`` for each offset.
     """
     rows = z.shape[2]
-    if not 0 < len(predictors) or len(predictors) + skip >= rows or skip < 0:
+    if not len(predictors) > 0 or len(predictors) + skip >= rows or skip < 0:
         raise ValueError(
             f"{len(predictors)} offsets (skipping {skip} rows) do not fit a grid of {rows} rows"
         )

@@ -85,7 +85,9 @@ def _dgl_head(kind: str, shape: tuple[int, ...], num_classes: int) -> nn.Sequent
     if len(shape) == 1:
         hidden = 0 if kind == "cnn" else 3
         features = shape[0]
-        return nn.Sequential(*_mlp(features, hidden, features, True), nn.Linear(features, num_classes))
+        return nn.Sequential(
+            *_mlp(features, hidden, features, True), nn.Linear(features, num_classes)
+        )
     c, h, w = shape
     layers: list[nn.Module] = []
     if kind == "mlp_sr":
@@ -97,7 +99,9 @@ def _dgl_head(kind: str, shape: tuple[int, ...], num_classes: int) -> nn.Sequent
         layers += [conv, nn.BatchNorm2d(c), nn.ReLU()]
     layers.append(nn.AdaptiveAvgPool2d(2))
     if kind == "cnn":
-        return nn.Sequential(*layers, nn.BatchNorm2d(c), nn.Flatten(), nn.Linear(4 * c, num_classes))
+        return nn.Sequential(
+            *layers, nn.BatchNorm2d(c), nn.Flatten(), nn.Linear(4 * c, num_classes)
+        )
     mlp = _mlp(4 * c, 3, 4 * c, True)
     return nn.Sequential(*layers, nn.Flatten(), *mlp, nn.Linear(4 * c, num_classes))
 
@@ -133,6 +137,8 @@ def auxiliary_head(shape: tuple[int, ...], num_classes: int, config: HeadConfig)
     features = config.width if hidden else features
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
+
+
 def build_heads(
     stack: BlockStack, config: HeadConfig, blocks: Iterable[int] | None = None
 ) -> list[nn.Module | None]:

@@ -127,4 +127,6 @@ def test_configurable_heads_layout() -> None:
     mlp = auxiliary_head((4, 8, 8), 5, HeadConfig("pool_mlp", depth=3, width=7))
     hidden = ["Linear(16->7)", "ReLU", "Linear(7->7)", "ReLU"]
     assert _layout(mlp) == ["Avg2", "Flatten", *hidden, "Linear(7->5)"]
-    assert _layout(auxiliary_head((4, 8, 8), 5, HeadConfig("mlp", depth=3, width=7))) == _layout(mlp)
+    assert _layout(auxiliary_head((4, 8, 8), 5, HeadConfig("mlp", depth=3, width=7))) == _layout(
+        mlp
+    )

@@ -3,9 +3,8 @@ shared projection gives the per-block form's updates with one matmul; the error 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import pytest
 import torch

@@ -52,7 +52,9 @@ def test_nt_xent_gradient_reaches_both_views_as_the_reference() -> None:
 
 def test_info_nce_gradient_reaches_predictions_and_targets() -> None:
     p, t = (torch.randn(6, 3, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    for got, want in zip(_grads(info_nce(p, t), [p, t]), _grads(_ref_nce(p, t), [p, t]), strict=True):
+    for got, want in zip(
+        _grads(info_nce(p, t), [p, t]), _grads(_ref_nce(p, t), [p, t]), strict=True
+    ):
         torch.testing.assert_close(got, want)
 
 
