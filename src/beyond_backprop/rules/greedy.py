@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +14,42 @@ from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Wiring
 from beyond_backprop.rules.dgl import DGL
 from beyond_backprop.rules.registry import register_rule
+
+
+class InvertibleDownsampling(nn.Module):
+    """psi of i-RevNet (Jacobsen et al., arXiv 1802.07088, Sec. 3.1), as the greedy paper uses it
+    (1812.11446, Sec. 3.1): every 2x2 pixel block becomes 4 channels, ``(C, H, W) -> (4C, H/2,
+    W/2)``; nothing is lost, unlike pooling."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Rearrange; the side must be even."""
+        b, c, h, w = x.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"invertible downsampling needs even sides, got {h}x{w}")
+        x = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
+        return x.reshape(b, 4 * c, h // 2, w // 2)
+
+
+def _swap_pooling(module: nn.Module, where: str) -> list[str]:
+    """Replace every 2x2 pooling directly followed by a convolution with ``psi`` and a
+    convolution of 4x the input channels (same output shape); returns one line per swap."""
+    report: list[str] = []
+    for name, child in module.named_children():
+        report += _swap_pooling(child, f"{where}.{name}")
+    if not isinstance(module, nn.Sequential):
+        return report
+    layers = list(module)
+    for i in range(len(layers) - 1):
+        pool, conv = layers[i], layers[i + 1]
+        pools = isinstance(pool, nn.MaxPool2d | nn.AvgPool2d) and pool.kernel_size in (2, (2, 2))
+        if pools and isinstance(conv, nn.Conv2d):
+            module[i] = InvertibleDownsampling()
+            module[i + 1] = nn.Conv2d(
+                4 * conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                conv.stride, conv.padding, bias=conv.bias is not None,  # type: ignore[arg-type]
+            )  # fmt: skip
+            report.append(f"{where}.{i}: {type(pool).__name__} -> invertible downsampling")
+    return report
 
 
 @register_rule("greedy", "greedy layerwise learning: one block at a time, earlier ones frozen")
@@ -35,9 +71,13 @@ class GreedyLayerwise(DGL):
     makes the network's prediction the mean of the softmax outputs of every block's classifier
     (the paper's per-layer ensemble, Sec. 4.1); each block's own prediction is scored beside it.
 
-    Deviations: the paper's invertible downsampling is not offered (use the architecture's
-    pooling), nor its ImageNet-sized widths. Training length is ``epochs_per_block`` times the
-    number of blocks; ``train.epochs`` is not used.
+    ``downsampling: invertible`` swaps every 2x2 pooling that feeds a convolution for the
+    paper's invertible downsampling (``InvertibleDownsampling``, the convolution then reads 4x
+    the channels), as in its CIFAR-10 models (Sec. 3.1 and 4.1).
+
+    Deviations: the ImageNet-sized widths are not set here (the presets choose the widths).
+    Training length is ``epochs_per_block`` times the number of blocks; ``train.epochs`` is
+    not used.
     """
 
     @dataclass(frozen=True)
@@ -53,6 +93,9 @@ class GreedyLayerwise(DGL):
         lr_per_block: bool = True
         """Restart the learning-rate schedule for every block (the authors' code); false:
         one schedule over the whole run."""
+        downsampling: Literal["architecture", "invertible"] = "architecture"
+        """``architecture``: the architecture's pooling; ``invertible``: 2x2 poolings that feed
+        a convolution become the paper's invertible downsampling."""
         ensemble: bool = False
         """The network's prediction: the mean softmax of every block's classifier (true), or
         the last block's output (false)."""
@@ -69,6 +112,19 @@ class GreedyLayerwise(DGL):
     def total_epochs(self, epochs: int, num_blocks: int) -> int:
         """``epochs_per_block`` for every block, one block after another."""
         return self.config.epochs_per_block * num_blocks
+
+    def prepare(self, stack: BlockStack) -> list[str]:
+        """DGL's block grouping, then the invertible downsampling when asked for."""
+        report = super().prepare(stack)
+        if self.config.downsampling == "invertible":
+            swaps = _swap_pooling(stack.blocks, "blocks")
+            if not swaps:
+                raise ValueError(
+                    "rule.downsampling: 'invertible' found no 2x2 pooling followed by a "
+                    "convolution in this architecture (valid there: 'architecture')"
+                )
+            report += swaps
+        return report
 
     def lr_phase_epochs(self, epochs: int, num_blocks: int) -> int | None:
         """Each block's turn is one learning-rate schedule (``lr_per_block``)."""

@@ -140,3 +140,22 @@ def test_ensemble_is_the_mean_softmax_of_every_block() -> None:
     plain = build_experiment(tiny_config(rule={"name": "greedy"}))
     x_out = plain.rule.predictions(plain.stack, plain.locals, x)
     assert torch.equal(x_out[None], x_out[len(plain.stack) - 1])
+
+
+def test_invertible_downsampling_keeps_every_pixel_and_the_shapes() -> None:
+    from beyond_backprop.rules.greedy import InvertibleDownsampling
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    y = InvertibleDownsampling()(x)
+    assert y.shape == (2, 12, 2, 2) and sorted(y.flatten().tolist()) == x.flatten().tolist()
+    assert torch.equal(y[0, :3, 0, 0], x[0, :, 0, 0])  # channel block (0, 0) of every 2x2 cell
+    model = {"arch": "cifar_cnn", "depth": 3, "width": 4, "downsample": [1], "mlp_layers": 0}
+    plain = build_experiment(tiny_config(model=model, rule={"name": "greedy"}))
+    cfg = tiny_config(model=model, rule={"name": "greedy", "downsampling": "invertible"})
+    swapped = build_experiment(cfg)
+    names = [type(m).__name__ for m in swapped.stack.blocks[1]]
+    assert names[:2] == ["InvertibleDownsampling", "Conv2d"]
+    assert swapped.stack.blocks[1][1].in_channels == 16  # type: ignore[index,union-attr]
+    assert swapped.stack.output_shapes == plain.stack.output_shapes
+    batch = swapped.data.train.x[:4]
+    assert swapped.stack(batch).shape == plain.stack(batch).shape
