@@ -16,9 +16,14 @@ class ReplayConfig:
 
     size: int = 50
     """Capacity of each buffer (the oldest entry is dropped when a new one arrives)."""
-    sampling: Literal["uniform", "newest"] = "uniform"
-    """``uniform``: a module draws any stored entry at random (DGL's replay);
-    ``newest``: it takes the latest one. Drawing never removes an entry."""
+    sampling: Literal["uniform", "newest", "priority_lifo"] = "uniform"
+    """``uniform``: a module draws any stored entry at random (the paper's Algorithm 2);
+    ``newest``: it takes the latest one; ``priority_lifo`` (the default of the authors' buffer
+    code): the least-used entries first, the freshest among them. Drawing never removes an
+    entry."""
+    max_buffer_reuse: int | None = None
+    """An entry is drawn at most this many times; when every entry is used up the module
+    stalls until a fresh one arrives (the authors' ``max_buffer_reuse``). None: no limit."""
     order: Literal["in_order", "shuffled"] = "shuffled"
     """The order the modules step in within a tick: bottom-up, or a seeded permutation."""
     slow_block: int | None = None
@@ -31,6 +36,10 @@ class ReplayConfig:
         found = []
         if self.size < 1:
             found.append(("size", f"{self.size} is invalid: must be >= 1"))
+        if self.max_buffer_reuse is not None and self.max_buffer_reuse < 1:
+            found.append(
+                ("max_buffer_reuse", f"{self.max_buffer_reuse} is invalid: must be >= 1 or null")
+            )
         if self.slowdown < 1.0:
             found.append(("slowdown", f"{self.slowdown} is invalid: must be >= 1"))
         if self.slow_block is not None and self.slow_block < 1:

@@ -80,6 +80,9 @@ class Trainer:
         self.epochs = experiment.rule.total_epochs(config.train.epochs, self.num_blocks)
         total = self.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.train.max_steps or total)
+        phase = experiment.rule.lr_phase_epochs(config.train.epochs, self.num_blocks)
+        # the learning-rate schedule spans the run, or restarts every phase the rule names
+        self.lr_period = max(1, self.total_steps if phase is None else phase * self.steps_per_epoch)
         self.step = 0
         self.samples = 0
         """Training examples seen so far (the last batch of an epoch may be smaller)."""
@@ -151,7 +154,7 @@ class Trainer:
     def train_step(self, batch: Batch, epoch: int) -> Terms:
         """One step of the step object, timed, its terms recorded."""
         started = time.perf_counter()
-        lr = lr_at(self.step, self.total_steps, self.exp.config.optim)
+        lr = lr_at(self.step % self.lr_period, self.lr_period, self.exp.config.optim)
         with training_precision(self.precision, self.stepper.optimizers.scale):
             terms = self.stepper.step(batch, self.step, epoch, lr)
         synchronize(self.exp.device)  # the step's kernels are done before the clock is read

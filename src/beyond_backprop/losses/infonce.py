@@ -59,30 +59,37 @@ def sample_negatives(n: int, m: int) -> Tensor:
 
 
 def grid_info_nce(
-    z: Tensor, predictors: Sequence[nn.Module], negatives: int | None = None
+    z: Tensor, predictors: Sequence[nn.Module], negatives: int | None = None, skip: int = 0
 ) -> dict[str, Tensor]:
     """The CPC vision task on a grid of patch representations, one InfoNCE term per offset.
 
-    Patch ``(r, c)`` predicts the patch ``k`` rows below it, ``(r + k, c)``, with predictor
-    ``W_k = predictors[k - 1]`` (Oord et al. Sec. 3.2; Löwe et al. 2019, arXiv 1905.11786,
-    Eq. 2-3). The negatives of a prediction are all other targets at the same offset in the
-    batch (other patches of the same image and of the other images), or ``negatives`` of them
-    drawn at random (see ``info_nce``).
+    Patch ``(r, c)`` predicts the patch ``k + skip`` rows below it, ``(r + k + skip, c)``, with
+    predictor ``W_k = predictors[k - 1]``; ``skip = 1`` is Greedy InfoMax's code
+    (``skip_step``: the adjacent row, which overlaps the context patch, is never a target)
+    (Oord et al. Sec. 3.2; Löwe et al. 2019, arXiv 1905.11786, Eq. 2-3). The negatives of a
+    prediction are all other targets at the same offset in the batch (other patches of the
+    same image and of the other images), or ``negatives`` of them drawn at random (see
+    ``info_nce``).
 
     Args:
         z: patch representations, shape ``(B, D, G_rows, G_cols)``.
-        predictors: one module ``(., D) -> (., D)`` per offset ``k = 1 .. K`` (``K < G_rows``).
+        predictors: one module ``(., D) -> (., D)`` per offset ``k = 1 .. K``
+            (``K + skip < G_rows``).
         negatives: negatives drawn per prediction; None: all other targets at that offset.
+        skip: rows skipped between a context and its first target.
 
     Returns:
         ``{"infonce_k<k>": loss}`` for each offset.
     """
     rows = z.shape[2]
-    if not 0 < len(predictors) < rows:
-        raise ValueError(f"{len(predictors)} offsets do not fit a grid of {rows} rows")
+    if not len(predictors) > 0 or len(predictors) + skip >= rows or skip < 0:
+        raise ValueError(
+            f"{len(predictors)} offsets (skipping {skip} rows) do not fit a grid of {rows} rows"
+        )
     terms = {}
     for k, predictor in enumerate(predictors, start=1):
-        context = z[:, :, : rows - k].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        target = z[:, :, k:].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        ahead = k + skip
+        context = z[:, :, : rows - ahead].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        target = z[:, :, ahead:].permute(0, 2, 3, 1).reshape(-1, z.shape[1])
         terms[f"infonce_k{k}"] = info_nce(predictor(context), target, negatives)
     return terms

@@ -168,6 +168,12 @@ class LearningRule:
         """How many epochs training lasts, given ``train.epochs``. Default: as configured."""
         return epochs
 
+    def lr_phase_epochs(self, epochs: int, num_blocks: int) -> int | None:
+        """Epochs after which the learning-rate schedule starts over (a rule that trains its
+        blocks one after another may give each block a whole schedule); None: one schedule
+        over the whole run. Default: None."""
+        return None
+
     def transform_batch(self, batch: Batch, step: int) -> Batch:
         """The batch the blocks train on (e.g. two augmented views stacked along the batch
         dimension for contrastive rules); drawn from torch's global RNG, which checkpoints

@@ -38,20 +38,27 @@ PROJECTED = "projected_error"
 class DirectFeedback(nn.Module):
     """Block k's fixed feedback: maps the output error e (N, classes) to its output's shape.
 
-    ``feedback`` is a (classes, columns) buffer; the block uses its first ``width`` columns
-    (``width`` = the number of elements of one block output). In the shared form every block
-    holds the same buffer, sized for the widest block (arXiv 2006.12878's single projection).
+    ``feedback`` is a (classes, columns) buffer; the block uses ``width`` columns from
+    ``offset`` on (``width`` = the number of elements of one block output). In the shared form
+    every block holds the same buffer, sized for the widest block, and starts at column 0
+    (arXiv 2006.12878's single projection); in the sliced form the buffer is as wide as all
+    blocks together and each block owns its own columns.
     """
 
     feedback: Tensor
 
-    def __init__(self, feedback: Tensor, out_shape: tuple[int, ...], reach: int) -> None:
+    def __init__(
+        self, feedback: Tensor, out_shape: tuple[int, ...], reach: int, offset: int = 0
+    ) -> None:
         super().__init__()
         self.register_buffer("feedback", feedback)
         self.out_shape = out_shape
         self.width = math.prod(out_shape)
+        self.offset = offset
+        self.end = offset + self.width
+        """The columns this block reads end here."""
         self.reach = reach
-        """Columns needed by this block and every block below it (shared form)."""
+        """Columns needed by this block and every block below it (shared and sliced forms)."""
 
     def project(self, error: Tensor, columns: int) -> Tensor:
         """``e B[:, :columns]``: one matmul."""
@@ -59,7 +66,7 @@ class DirectFeedback(nn.Module):
 
     def signal(self, projected: Tensor) -> Tensor:
         """This block's slice of a projection, shaped like the block's output."""
-        return projected[:, : self.width].reshape(-1, *self.out_shape)
+        return projected[:, self.offset : self.end].reshape(-1, *self.out_shape)
 
 
 @register_rule("dfa", "direct feedback alignment: output error sent to every block via fixed B_k")
@@ -79,8 +86,12 @@ class DirectFeedbackAlignment(LearningRule):
     ``projection: shared`` draws one matrix B (classes x widest block output) and gives block k
     its first ``width_k`` columns; the first hidden block to run projects e once for itself and
     every block below and passes ``e B`` down, so a step costs one matmul, not one per block.
-    ``projection: per_block`` draws an independent B_k per block (Nøkland's form). With B_k set
-    to the slices of the shared B the two give the same updates (tested). Diagnostics: per
+    In the shared form blocks of equal width get the very same matrix (their feedback is
+    identical, cosine 1 between blocks); ``projection: sliced`` draws one matrix as wide as all
+    hidden blocks together and gives each block its own columns, so every B_k is independent
+    and a step still costs one matmul. ``projection: per_block`` draws an independent B_k per
+    block (Nøkland's form, one matmul per block). With B_k set to the slices of the shared B
+    the per-block and shared forms give the same updates (tested). Diagnostics: per
     hidden block ``grad_angle`` (update vs true gradient) and ``signal_angle`` (B_k e vs the
     true dL/dh_k), in degrees.
 
@@ -94,9 +105,11 @@ class DirectFeedbackAlignment(LearningRule):
     class Config:
         """How the feedback matrices are drawn and applied."""
 
-        projection: Literal["shared", "per_block"] = "shared"
-        """``shared``: one B sliced per block, one matmul per step (2006.12878);
-        ``per_block``: an independent B_k per block, one matmul per block (1609.01596)."""
+        projection: Literal["shared", "sliced", "per_block"] = "shared"
+        """``shared``: one B whose first columns every block uses, one matmul per step
+        (2006.12878; equal-width blocks share their B_k); ``sliced``: one B, disjoint columns
+        per block, one matmul; ``per_block``: an independent B_k per block, one matmul per
+        block (1609.01596)."""
         scale: float = 1.0
         """B ~ U(-scale/sqrt(columns), scale/sqrt(columns)), columns = B's output width."""
 
@@ -125,6 +138,13 @@ class DirectFeedbackAlignment(LearningRule):
         if self.config.projection == "shared":
             shared = self._draw(classes, max(widths))
             locals_ = [DirectFeedback(shared, s, r) for s, r in zip(shapes, reach, strict=True)]
+        elif self.config.projection == "sliced":
+            ends = [sum(widths[: k + 1]) for k in range(len(widths))]
+            sliced = self._draw(classes, ends[-1])
+            locals_ = [
+                DirectFeedback(sliced, s, end, end - w)
+                for s, w, end in zip(shapes, widths, ends, strict=True)
+            ]
         else:
             locals_ = [
                 DirectFeedback(self._draw(classes, w), s, w)
@@ -143,9 +163,9 @@ class DirectFeedbackAlignment(LearningRule):
         assert isinstance(local, DirectFeedback)
         error = ctx.inbox["output_error"]
         if self.config.projection == "per_block":
-            return OutputGradient(local.signal(local.project(error, local.width)))
+            return OutputGradient(local.signal(local.project(error, local.end)))
         projected = ctx.inbox.get(PROJECTED)
-        if projected is not None and projected.shape[1] >= local.width:
+        if projected is not None and projected.shape[1] >= local.end:
             return OutputGradient(local.signal(projected))
         # the highest hidden block projects once for itself and all blocks below it
         projected = local.project(error, local.reach)
@@ -172,7 +192,7 @@ class DirectFeedbackAlignment(LearningRule):
             for k in hidden:
                 local = locals_[k]
                 assert isinstance(local, DirectFeedback)
-                signal = local.signal(local.project(error, local.width))
+                signal = local.signal(local.project(error, local.end))
                 signals.append(signal)
                 ours.append(grads_or_zeros(outputs[k], params[k], signal))
         figures = grad_angles(ours, true, hidden)

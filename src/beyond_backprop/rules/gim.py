@@ -4,7 +4,7 @@ own patch representations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -46,8 +46,11 @@ class GreedyInfoMax(SelfSupervisedRule):
     block) encodes every patch on its own; a patch's representation ``z`` is its feature map
     averaged over space. Each block is a gradient-isolated module: its input is detached and
     its loss is the InfoNCE of predicting, from ``z`` at grid row r, the representation ``z``
-    at row r + k (k = 1 .. ``offsets``) with a bilinear map ``W_k``, against the other patches
-    in the batch (``negatives`` of them drawn at random per prediction). Nothing but
+    at row r + k + 1 (k = 1 .. ``offsets``; the authors' ``skip_step = 1``: the adjacent,
+    overlapping row is skipped) with a bilinear map ``W_k``, against the other patches in the
+    batch (``negatives`` of them drawn at random per prediction), averaged over the offsets as
+    in the authors' code (``offset_reduction: sum`` and ``skip_step: 0`` give the form that
+    predicts the adjacent row and sums, as this library did before). Nothing but
     activations crosses a block boundary (wiring ``none``).
 
     Evaluation: a linear probe per block on the detached grid of patch representations
@@ -56,7 +59,8 @@ class GreedyInfoMax(SelfSupervisedRule):
 
     Deviations: the context of a prediction is the patch's own representation (no
     autoregressive context network), as we read GIM's vision experiments; all other targets
-    at the same offset in the batch are candidate negatives, 16 drawn per prediction by default;
+    at the same offset in the batch are candidate negatives, 16 drawn per prediction by default
+    and never the positive itself (the authors' draw may hit it);
     the modules are the blocks of the
     library's small CNN rather than ResNet stages; no augmentation of the patches.
     """
@@ -70,7 +74,11 @@ class GreedyInfoMax(SelfSupervisedRule):
         patch_stride: int = 4
         """Distance between neighbouring patches (patch_size / 2: half overlap)."""
         offsets: int = 3
-        """Predict the patches 1 .. offsets rows below (must be < grid rows)."""
+        """Predict offsets k = 1 .. offsets (offsets + skip_step must be < grid rows)."""
+        skip_step: int = 1
+        """Rows skipped between a context and its first target (the authors' code: 1)."""
+        offset_reduction: Literal["mean", "sum"] = "mean"
+        """How the offsets' InfoNCE terms combine: ``mean`` (the authors' code) or ``sum``."""
         negatives: int | None = 16
         """Negatives drawn per prediction from the batch's targets at the same offset; null:
         all of them (exact but quadratic in the number of patches)."""
@@ -84,6 +92,8 @@ class GreedyInfoMax(SelfSupervisedRule):
                 value = getattr(self, key)
                 if value is not None and value < 1:
                     found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
+            if self.skip_step < 0:
+                found.append(("skip_step", f"{self.skip_step} is invalid: must be >= 0"))
             return found
 
     default_wiring: ClassVar[Wiring] = Wiring(forward="activation", backward="none")
@@ -100,9 +110,10 @@ class GreedyInfoMax(SelfSupervisedRule):
                 f"shape {shape} does not fit (set rule.patch_size)"
             )
         rows, cols = self._grid = self._grid_shape(shape)
-        if cfg.offsets >= rows:
+        if cfg.offsets + cfg.skip_step >= rows:
             raise ValueError(
-                f"gim: rule.offsets={cfg.offsets} must be below the patch grid's {rows} rows"
+                f"gim: rule.offsets={cfg.offsets} plus rule.skip_step={cfg.skip_step} must be "
+                f"below the patch grid's {rows} rows (lower one of them)"
             )
         # cpu: a dry run at build time
         probe = torch.zeros(2, shape[0], cfg.patch_size, cfg.patch_size)
@@ -138,7 +149,10 @@ class GreedyInfoMax(SelfSupervisedRule):
         if not isinstance(local, ProbedLocal) or not isinstance(local.objective, PatchPredictors):
             raise TypeError(f"gim block {k} needs its PatchPredictors local")
         z = patch_grid(ctx.h_out, *self._grid)
-        terms = grid_info_nce(z, list(local.objective.maps), self.config.negatives)
+        cfg = self.config
+        terms = grid_info_nce(z, list(local.objective.maps), cfg.negatives, cfg.skip_step)
+        if cfg.offset_reduction == "mean":
+            terms = {key: term / len(terms) for key, term in terms.items()}
         terms["probe"] = local.probe_loss(z, ctx.batch.y)
         return LocalLoss(terms)
 

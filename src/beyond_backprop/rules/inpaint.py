@@ -12,6 +12,7 @@ from beyond_backprop.losses.reconstruction import reconstruction_weights
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Batch, BlockContext, Objective
 from beyond_backprop.rules.reconstruction import (
+    CriticInput,
     Mode,
     ReconstructionRule,
     masked_batch,
@@ -50,7 +51,9 @@ class ContextEncoder(ReconstructionRule):
     objective is the part that needs the context to be understood. Without it
     the objective is one regression per block: local, stable, and one optimizer per block
     (a GAN's min-max game is not). When on, each block has its own critic (``Critic``), trained
-    in the same local step on its own term (``adversarial_terms``).
+    in the same local step on its own term (``adversarial_terms``); as in the authors' code
+    it sees only the hidden region by default (``critic_sees: whole`` shows it the pasted
+    image).
 
     Deviations: the encoder is this library's small CNN and the decoder a small channel-wise
     FC + up-sampling decoder per block, not AlexNet's pool5 with five up-convolutions; the
@@ -58,7 +61,8 @@ class ContextEncoder(ReconstructionRule):
     here); masks are filled with the mean in every channel; the decoder predicts the whole
     image and the loss reads the hidden region (with the overlap band when asked); one
     optimizer and learning rate for block, decoder and critic (the paper's Adam with a 10x
-    larger rate for the generator is not reproduced).
+    larger rate for the generator is not reproduced); the region-only critic reads the
+    image-sized tensor with the context zeroed, where the authors crop the central square.
     """
 
     @dataclass(frozen=True)
@@ -79,6 +83,10 @@ class ContextEncoder(ReconstructionRule):
         """lambda_adv of the joint loss; 0 turns the adversarial term off (no critic)."""
         critic_width: int = 32
         """Channels of the critic's first convolution (when the adversarial term is on)."""
+        critic_sees: CriticInput = "region"
+        """What the critic judges: ``region``, the hidden region only (the authors' default
+        adversary), or ``whole``, the image with the predicted region pasted into its
+        context (their conditional-adversary variant)."""
         decoder_width: int = 32
         """Hidden channels (feature maps) or units (vectors) of each decoder."""
         decoder_pool: int = 7
@@ -130,7 +138,8 @@ class ContextEncoder(ReconstructionRule):
     def block_objective(self, k: int, ctx: BlockContext) -> Objective:
         """The masked reconstruction error where a decoder is; the gradient from above
         elsewhere (end to end)."""
+        cfg = self.config
         terms = reconstruction_terms(
-            ctx.local, ctx.h_out, ctx.batch, self.config.adversarial_weight
+            ctx.local, ctx.h_out, ctx.batch, cfg.adversarial_weight, cfg.critic_sees
         )
         return reconstruction_objective(ctx, terms)

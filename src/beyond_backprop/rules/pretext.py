@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from beyond_backprop.data.masks import HalfSide, half_mask, hide
 from beyond_backprop.losses.reconstruction import reconstruction_weights
+from beyond_backprop.models.probes import ProbedLocal
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import Batch, BlockContext, Objective
 from beyond_backprop.rules.reconstruction import (
     Mode,
+    ReconstructionHead,
     ReconstructionRule,
     masked_batch,
     reconstruction_locals,
@@ -37,10 +40,14 @@ class Pretext(ReconstructionRule):
     output predicts the image and the loss is the squared error on X2's pixels. ``per_block``:
     every encoder block has its own decoder and loss on a detached input (wiring ``none``);
     ``end_to_end``: one decoder on the top encoder block (the paper's psi is the whole
-    network). The downstream predictor reads psi(X1): the online probes and the evaluation
-    (and ``bbp eval --probe``, through ``block_features``) see X1 only, as in the paper, so
-    their accuracy is that of half an image. The paper's own check, that a linear predictor
-    on psi(X1) beats one on X1 itself: ``examples/pretext_linearity.py``.
+    network). Two representations of X1 can be probed, and are named apart:
+    ``block_features`` gives the encoder blocks' outputs phi_k(X1) (what the online probes and
+    ``bbp eval --probe`` read; the paper's psi is the regressor, not these), and
+    ``named_features`` adds, for every block with a decoder, ``psi_k(X1)``: that regressor's
+    prediction of X2 (the decoder's output on X2's pixels), the paper's psi(X1) exactly. Both
+    see X1 only, as in the paper, so their accuracy is that of half an image. The paper's own
+    check, that a linear predictor on psi(X1) beats one on X1 itself:
+    ``examples/pretext_linearity.py``.
 
     Deviations: the paper's theory needs X1 and X2 approximately independent given Y (and
     latent variables); the two halves of a digit are not, and the check measures how much of
@@ -95,8 +102,24 @@ class Pretext(ReconstructionRule):
         """The squared error on X2 where a decoder is; the gradient from above elsewhere."""
         return reconstruction_objective(ctx, reconstruction_terms(ctx.local, ctx.h_out, ctx.batch))
 
+    def named_features(
+        self, stack: BlockStack, locals_: Sequence[nn.Module | None], x: Tensor
+    ) -> dict[str, Tensor]:
+        """Every representation of X1 to probe, by name: ``phi_<k>`` the encoder block k's
+        output, ``psi_<k>`` block k's regressor's prediction of X2 (its decoder's output on
+        X2's pixels, ``(B, C * |X2|)``), for every block with a decoder."""
+        mask = self.hidden(x)
+        out: dict[str, Tensor] = {}
+        for k, h in enumerate(self.block_features(stack, x)):
+            out[f"phi_{k}"] = h
+            local = locals_[k]
+            head = local.objective if isinstance(local, ProbedLocal) else None
+            if isinstance(head, ReconstructionHead):
+                out[f"psi_{k}"] = head.decoder(h)[:, :, mask].flatten(1)
+        return out
+
     def block_features(self, stack: BlockStack, x: Tensor) -> list[Tensor]:
-        """psi(X1) per encoder block: the encoder's outputs on X1 only."""
+        """phi_k(X1) per encoder block: the encoder's outputs on X1 only."""
         h = hide(x, self.hidden(x))
         features = []
         for block in stack.blocks[:-1]:

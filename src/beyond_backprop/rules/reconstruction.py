@@ -29,6 +29,7 @@ from beyond_backprop.rules.base import (
 from beyond_backprop.rules.self_supervised import SelfSupervisedRule, encoder_blocks
 
 Mode = Literal["per_block", "end_to_end"]
+CriticInput = Literal["region", "whole"]
 
 
 class ReconstructionHead(nn.Module):
@@ -85,7 +86,11 @@ def masked_batch(batch: Batch, mask: Tensor, weights: Tensor) -> Batch:
 
 
 def reconstruction_terms(
-    local: nn.Module | None, h_out: Tensor, batch: Batch, adversarial_weight: float = 0.0
+    local: nn.Module | None,
+    h_out: Tensor,
+    batch: Batch,
+    adversarial_weight: float = 0.0,
+    critic_sees: CriticInput = "region",
 ) -> dict[str, Tensor]:
     """The terms of a block: its online probe, and where it has a decoder, the masked L2 error
     of the decoder's image (plus, with a critic, the adversarial terms)."""
@@ -101,20 +106,31 @@ def reconstruction_terms(
     prediction = head.decoder(h_out)
     terms["reconstruction"] = masked_l2(prediction, target, weights)
     if head.critic is not None and adversarial_weight > 0:
-        terms.update(adversarial_terms(head.critic, prediction, target, weights))
+        terms.update(adversarial_terms(head.critic, prediction, target, weights, critic_sees))
         terms["adversarial"] = adversarial_weight * terms["adversarial"]
     return terms
 
 
 def adversarial_terms(
-    critic: Critic, prediction: Tensor, target: Tensor, weights: Tensor
+    critic: Critic,
+    prediction: Tensor,
+    target: Tensor,
+    weights: Tensor,
+    critic_sees: CriticInput = "region",
 ) -> dict[str, Tensor]:
     """The GAN terms of Context Encoders (Sec. 3.2, Eq. 2), summed into one local loss:
     ``critic`` trains only the critic (real images vs the predicted ones, detached) and
     ``adversarial`` only the block and decoder (the critic's parameters are detached there), so
-    one backward pass and one optimizer step give each side its own gradient. The critic
-    judges the whole image with the predicted region pasted into its context."""
-    predicted = torch.where(weights > 0, prediction, target)
+    one backward pass and one optimizer step give each side its own gradient.
+
+    ``critic_sees: region`` (the authors' default): the critic judges the hidden region only,
+    real or predicted, with the context zeroed; ``whole``: the whole image, with the predicted
+    region pasted into its real context (their conditional-adversary variant)."""
+    hidden = weights > 0
+    predicted = torch.where(hidden, prediction, target)
+    if critic_sees == "region":
+        zero = torch.zeros((), dtype=target.dtype, device=target.device)
+        predicted, target = torch.where(hidden, predicted, zero), torch.where(hidden, target, zero)
     real = critic(target)
     fake = critic(predicted.detach())
     critic_loss = F.binary_cross_entropy_with_logits(

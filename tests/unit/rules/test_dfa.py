@@ -3,6 +3,7 @@ shared projection gives the per-block form's updates with one matmul; the error 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,10 @@ def test_one_hidden_layer_with_transposed_output_weights_is_backprop() -> None:
         assert torch.equal(ours, theirs), key
 
 
-def test_hidden_update_is_projected_error_times_derivative() -> None:
+@pytest.mark.parametrize("projection", ["shared", "sliced", "per_block"])
+def test_hidden_update_is_projected_error_times_derivative(projection: str) -> None:
     """dW_k = ((e B_k) * f'(a_k))^T h_{k-1}, by hand, for every hidden block."""
-    exp = _dfa(DEEP, lr=1.0, momentum=0.0)
+    exp = _dfa(DEEP, projection, lr=1.0, momentum=0.0)
     x, y = exp.data.train.x[:16], exp.data.train.y[:16]
     layers = [block[-2] if k == 0 else block[0] for k, block in enumerate(exp.stack.blocks)]
     with torch.no_grad():
@@ -70,7 +72,7 @@ def test_hidden_update_is_projected_error_times_derivative() -> None:
         e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(y)
     LocalEngine(exp).train_step(Batch(x, y), epoch=0)
     for k, local in enumerate(_feedbacks(exp)):
-        delta = (e @ local.feedback[:, : local.width]) * (1 - h[k + 1] ** 2)
+        delta = (e @ local.feedback[:, local.offset : local.end]) * (1 - h[k + 1] ** 2)
         torch.testing.assert_close(layers[k].weight.grad, delta.T @ h[k], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(layers[-1].weight.grad, e.T @ h[-1], rtol=1e-5, atol=1e-7)
 
@@ -158,3 +160,26 @@ def test_run_learns_and_logs_diagnostics(tmp_path: Path) -> None:
     assert {(r["block"], r["name"]) for r in diag} == {
         (k, name) for k in (0, 1) for name in ("grad_angle", "signal_angle")
     }
+
+
+@pytest.mark.parametrize("projection", ["shared", "sliced", "per_block"])
+def test_feedback_is_zero_mean_uniform_scaled_by_one_over_sqrt_width(projection: str) -> None:
+    """B ~ U(-scale/sqrt(columns), scale/sqrt(columns)): both signs, bounded by the scale."""
+    for local in _feedbacks(_dfa(DEEP, projection)):
+        b = local.feedback
+        bound = 1.0 / math.sqrt(b.shape[1])
+        assert float(b.abs().max()) <= bound and float(b.abs().max()) > 0.9 * bound
+        assert float(b.min()) < -0.5 * bound and abs(float(b.mean())) < 0.1 * bound
+
+
+def test_shared_feedback_is_identical_for_equal_widths_and_sliced_is_not() -> None:
+    """With equal-width blocks the shared projection hands every block the same B_k; the
+    sliced form gives each its own columns of one matrix (one matmul per step still)."""
+    equal = {"arch": "mlp", "hidden": [12, 12, 12], "activation": "tanh"}
+    shared, sliced = _feedbacks(_dfa(equal, "shared")), _feedbacks(_dfa(equal, "sliced"))
+    assert shared[0].width == shared[1].width
+    a, b = (m.feedback[:, m.offset : m.end] for m in shared[:2])
+    assert torch.equal(a, b)
+    first, second = (m.feedback[:, m.offset : m.end].flatten() for m in sliced[:2])
+    assert abs(float(F.cosine_similarity(first, second, dim=0))) < 0.5
+    assert [m.offset for m in sliced] == [0, 12, 24]

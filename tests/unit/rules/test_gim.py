@@ -16,7 +16,16 @@ from beyond_backprop.rules.base import Batch, BlockContext
 from beyond_backprop.rules.gim import cut_patches, patch_grid
 from tests.unit.rules.ssl_helpers import ssl_config
 
-RULE = {"name": "gim", "patch_size": 4, "patch_stride": 2, "offsets": 2, "negatives": None}
+# the summed, adjacent-row form (skip_step 0), so the hand-written references stay simple
+RULE = {
+    "name": "gim",
+    "patch_size": 4,
+    "patch_stride": 2,
+    "offsets": 2,
+    "negatives": None,
+    "skip_step": 0,
+    "offset_reduction": "sum",
+}
 
 
 def gim(**options: object) -> Experiment:

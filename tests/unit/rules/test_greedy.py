@@ -98,3 +98,64 @@ def test_head_family_options(head: dict[str, Any]) -> None:
 def test_bad_epochs_per_block_is_reported() -> None:
     with pytest.raises(ConfigError, match=r"rule\.epochs_per_block: 0 is invalid"):
         build_experiment_config({"rule": {"name": "greedy", "epochs_per_block": 0}})
+
+
+@pytest.mark.parametrize("per_block", [True, False])
+def test_learning_rate_schedule_restarts_for_every_block(
+    per_block: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """layerCNN resets the schedule for each layer: with ``lr_per_block`` every block's turn
+    sees the whole cosine schedule from its start; without it one schedule spans the run."""
+    from beyond_backprop.engines.schedules.sync import Sync
+
+    seen: list[float] = []
+    original_step = Sync.step
+
+    def recording(self: Sync, batch: Batch, step: int, epoch: int, lr: float) -> Any:
+        seen.append(lr)
+        return original_step(self, batch, step, epoch, lr)
+
+    monkeypatch.setattr(Sync, "step", recording)
+    rule = {"name": "greedy", "epochs_per_block": 1, "lr_per_block": per_block}
+    cfg = tiny_config(rule=rule, optim={"schedule": "cosine"}, data={"train_limit": 64})
+    experiment = build_experiment(cfg)
+    LocalEngine(experiment).train()
+    blocks = len(experiment.stack)
+    per_turn = len(seen) // blocks
+    assert per_turn >= 2 and len(seen) == per_turn * blocks
+    turns = [seen[k * per_turn : (k + 1) * per_turn] for k in range(blocks)]
+    if per_block:
+        assert all(turn == turns[0] for turn in turns) and turns[0][0] == pytest.approx(0.1)
+    else:
+        assert turns[1][0] < turns[0][-1]  # the schedule keeps decaying across blocks
+
+
+def test_ensemble_is_the_mean_softmax_of_every_block() -> None:
+    cfg = tiny_config(rule={"name": "greedy", "ensemble": True})
+    experiment = build_experiment(cfg)
+    x = torch.randn(5, *experiment.stack.input_shape)
+    out = experiment.rule.predictions(experiment.stack, experiment.locals, x)
+    blocks = [out[k].softmax(dim=1) for k in range(len(experiment.stack))]
+    assert torch.allclose(out[None].exp(), torch.stack(blocks).mean(0), atol=1e-6)
+    plain = build_experiment(tiny_config(rule={"name": "greedy"}))
+    x_out = plain.rule.predictions(plain.stack, plain.locals, x)
+    assert torch.equal(x_out[None], x_out[len(plain.stack) - 1])
+
+
+def test_invertible_downsampling_keeps_every_pixel_and_the_shapes() -> None:
+    from beyond_backprop.rules.greedy import InvertibleDownsampling
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    y = InvertibleDownsampling()(x)
+    assert y.shape == (2, 12, 2, 2) and sorted(y.flatten().tolist()) == x.flatten().tolist()
+    assert torch.equal(y[0, :3, 0, 0], x[0, :, 0, 0])  # channel block (0, 0) of every 2x2 cell
+    model = {"arch": "cifar_cnn", "depth": 3, "width": 4, "downsample": [1], "mlp_layers": 0}
+    plain = build_experiment(tiny_config(model=model, rule={"name": "greedy"}))
+    cfg = tiny_config(model=model, rule={"name": "greedy", "downsampling": "invertible"})
+    swapped = build_experiment(cfg)
+    names = [type(m).__name__ for m in swapped.stack.blocks[1]]
+    assert names[:2] == ["InvertibleDownsampling", "Conv2d"]
+    assert swapped.stack.blocks[1][1].in_channels == 16  # type: ignore[index,union-attr]
+    assert swapped.stack.output_shapes == plain.stack.output_shapes
+    batch = swapped.data.train.x[:4]
+    assert swapped.stack(batch).shape == plain.stack(batch).shape

@@ -3,12 +3,14 @@ first learning from a replay buffer of the activations the stage below sent (DGL
 asynchronous variant, arXiv 1901.08164 Sec. 3.2, across processes).
 
 A background thread receives (activation, target, producer step) messages into the buffer;
-the stage's training loop never waits as long as the buffer holds something (``uniform`` or
-``newest`` sampling, from a generator seeded per rank). ``engine.replay.order: in_order``
+the stage's training loop never waits as long as the buffer holds something it may use
+(``uniform``, ``newest`` or ``priority_lifo`` sampling, from a generator seeded per rank; with
+``max_buffer_reuse`` it waits once every entry is used up). ``engine.replay.order: in_order``
 turns replay off: every activation is used once, in arrival order, which is the synchronous
 schedule run asynchronously (tested equal to it). Staleness, the consumer's step minus the
 step at which the producer computed the activation (negative when the producer runs ahead),
-is logged per stage as the term ``staleness``. The stop check that every stage joins each
+is logged per stage as the term ``staleness``, and how many times the entry has been drawn
+(that draw included) as ``reuse``. The stop check that every stage joins each
 ``engine.stop_check_every`` steps also bounds how far stages drift apart.
 """
 
@@ -39,7 +41,7 @@ class ActivationInbox:
     def __init__(self, stage: Stage, config: ReplayConfig, seed: int) -> None:
         self.stage = stage
         generator = torch.Generator().manual_seed(seed * 7919 + stage.rank)
-        self.buffer = ReplayBuffer(config.size, config.sampling, generator)
+        self.buffer = ReplayBuffer(config.size, config.sampling, generator, config.max_buffer_reuse)
         self.in_order = config.order == "in_order"
         self.fresh: deque[tuple[Tensor, ...]] = deque()
         self.ready = threading.Condition()
@@ -63,8 +65,8 @@ class ActivationInbox:
             self.closed = True
             self.ready.notify_all()
 
-    def take(self) -> tuple[Tensor, Tensor, int]:
-        """The next entry to learn from (waits only while there is none)."""
+    def take(self) -> tuple[Tensor, Tensor, int, int]:
+        """The next entry to learn from and its use count (waits only while there is none)."""
         started = time.perf_counter()
         with self.ready:
             self.ready.wait_for(lambda: self._available() or self.closed)
@@ -74,10 +76,11 @@ class ActivationInbox:
             if not self._available():
                 raise BeyondBackpropError(f"stage {self.stage.rank}: the stage below stopped early")
             h, y, step = self.fresh.popleft() if self.in_order else self.buffer.sample()
-        return h, y, int(step[0])
+            uses = 1 if self.in_order else self.buffer.last_uses
+        return h, y, int(step[0]), uses
 
     def _available(self) -> bool:
-        return bool(self.fresh) if self.in_order else len(self.buffer) > 0
+        return bool(self.fresh) if self.in_order else self.buffer.available()
 
 
 @register_schedule("async", staged=True)
@@ -100,9 +103,9 @@ class Asynchronous(Schedule):
         stage = self.stage
         if len(stage.active) != len(stage.stack):
             raise WiringError("the async schedule needs every block active")
-        produced = step
+        produced, uses = step, 0
         if self.inbox is not None:
-            h, y, produced = self.inbox.take()
+            h, y, produced, uses = self.inbox.take()
             batch = Batch(h, y)
         modules = list(stage.stack.blocks[stage.blocks.start : stage.blocks.stop])
         pairs = forward_blocks(modules, stage.blocks.start, batch.x, needs_input_grad=False)
@@ -113,6 +116,7 @@ class Asynchronous(Schedule):
         terms, _ = stage.backward(pairs, batch, step, epoch, {})
         if not stage.first:
             terms[(stage.blocks.start, "staleness")] = float(step - produced)
+            terms[(stage.blocks.start, "reuse")] = float(uses)
         return terms
 
     def close(self) -> None:

@@ -2,9 +2,17 @@
 
 The batch is split into ``engine.microbatches`` micro-batches; all forwards, then all
 backwards in reverse order, gradients accumulated, one update. Each micro-batch's loss is
-weighted by its share of the batch, so the gradients equal one-process back-propagation of
-the batch's mean loss (up to float summation order). Deviation: BatchNorm layers normalise
-each micro-batch with its own statistics, as in GPipe (arXiv 1811.06965).
+weighted by its share of the batch (unequal micro-batches included), so without BatchNorm the
+gradients equal one-process back-propagation of the batch's mean loss (up to float summation
+order; tested).
+
+Deviation (GPipe, arXiv 1811.06965, Sec. 2.2, does the same): BatchNorm layers in training mode
+normalise each micro-batch with its own mean and variance, so with BatchNorm and more than one
+micro-batch the gradients are those of a one-process run that normalises the same
+micro-batches separately ("ghost" BatchNorm of micro-batch size), not those of whole-batch
+BatchNorm (tested: they differ), and the running statistics move once per micro-batch.
+Whole-batch statistics are not offered: they would need every micro-batch's forward before any
+layer's normalisation, which is exactly the pipelining this schedule exists for.
 """
 
 from __future__ import annotations

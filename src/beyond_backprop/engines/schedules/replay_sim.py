@@ -5,7 +5,10 @@ Module 0 reads the data; every module k > 0 reads from a replay buffer that modu
 with its outputs (computed before its own update, detached) and the targets. A tick consumes
 one training batch: the modules step in order (bottom-up or a seeded permutation), each at
 most once; a module whose buffer is empty skips its turn, and the slow module (if any) takes
-its turn with probability ``1 / slowdown``. A module's step is the synchronous step of that one
+its turn with probability ``1 / slowdown``; with ``max_buffer_reuse`` a module whose buffer
+is used up skips its turn too (it stalls). Each module above the first logs ``staleness``
+(this tick's step minus the step its input was computed at) and ``reuse`` (how many times
+that input has now been drawn). A module's step is the synchronous step of that one
 block: forward on its input, its objective, backward inside it, its optimizer step. With
 buffers of size 1, ``in_order`` updates and no slow module this is exactly synchronous DGL.
 """
@@ -55,7 +58,8 @@ class ReplaySimulation(OneProcessStep):
         self.config = config
         self.generator = torch.Generator().manual_seed(experiment.config.seed)
         self.buffers = [
-            ReplayBuffer(config.size, config.sampling, self.generator) for _ in range(n - 1)
+            ReplayBuffer(config.size, config.sampling, self.generator, config.max_buffer_reuse)
+            for _ in range(n - 1)
         ]
         """``buffers[k - 1]`` holds module k's inputs."""
         self.updates = [0] * n
@@ -81,12 +85,15 @@ class ReplaySimulation(OneProcessStep):
                     continue
             if k == 0:
                 module_batch = self.exp.rule.transform_batch(batch, step)
-            elif len(self.buffers[k - 1]) == 0:
-                continue  # nothing has reached this module yet
+            elif not self.buffers[k - 1].available():
+                continue  # nothing has reached this module yet, or all of it is used up
             else:
-                x, y = self.buffers[k - 1].sample()
+                buffer = self.buffers[k - 1]
+                x, y, produced = buffer.sample()
                 # entries restored from a checkpoint are on the CPU
                 module_batch = Batch(x.to(self.exp.device), y.to(self.exp.device))
+                terms[(k, "staleness")] = float(step - int(produced))
+                terms[(k, "reuse")] = float(buffer.last_uses)
             terms.update(self._module_step(k, module_batch, epoch, step, lr))
         return terms
 
@@ -102,7 +109,7 @@ class ReplaySimulation(OneProcessStep):
         self.updates[k] += 1
         if k + 1 < len(exp.stack):
             # the output was computed before this module's update, as in a synchronous step
-            self.buffers[k].push((pairs[0][1], batch.y))
+            self.buffers[k].push((pairs[0][1], batch.y, torch.tensor(step)))
         return result.terms
 
     def state_dict(self) -> dict[str, Any]:
