@@ -80,6 +80,7 @@ class ForwardGradient(LearningRule):
         heads = build_heads(stack, self.config.head)
         # one draw from the experiment's seeded generator, the same on every rank that builds
         # the experiment: the base of the tangents' own seeds (``tangent_seed``)
+        # cpu: a seed drawn once from the global generator
         self.tangent_base = int(torch.randint(0, 2**31, ()).item())
         return heads
 

@@ -109,6 +109,7 @@ class ReplaySimulation(OneProcessStep):
         self.updates[k] += 1
         if k + 1 < len(exp.stack):
             # the output was computed before this module's update, as in a synchronous step
+            # cpu: the producer's step, a label of the entry
             self.buffers[k].push((pairs[0][1], batch.y, torch.tensor(step)))
         return result.terms
 
