@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from beyond_backprop.models.layers import in_fp32
+
 FeedbackInit = Callable[[Tensor], Tensor]
 """Draws B for a weight: takes the weight, returns a new tensor of its shape."""
 FeedbackFn = Callable[[Tensor, Tensor], Tensor]
@@ -129,7 +131,7 @@ class FeedbackLinear(nn.Linear):
         """``F.linear`` forward; the backward uses B when ``use_feedback`` is set."""
         if not self.use_feedback:
             return F.linear(x, self.weight, self.bias)
-        with _in_fp32(x) as x32:
+        with in_fp32(x) as x32:
             out: Tensor = FeedbackLinearFunction.apply(
                 x32, self.weight, self.bias, self.backward_matrix()
             )
@@ -186,22 +188,11 @@ class FeedbackConv2d(nn.Conv2d):
                 x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
             )
         geometry = (tuple(self.stride), tuple(self.padding), tuple(self.dilation), self.groups)
-        with _in_fp32(x) as x32:
+        with in_fp32(x) as x32:
             out: Tensor = FeedbackConv2dFunction.apply(
                 x32, self.weight, self.bias, self.backward_matrix(), geometry
             )
         return out
-
-
-@contextmanager
-def _in_fp32(x: Tensor) -> Iterator[Tensor]:
-    """Under autocast (bf16 / fp16 training) a feedback layer runs in fp32: its Function's
-    forward and hand-written backward, and B, keep one dtype. Outside autocast: ``x`` as is."""
-    if not torch.is_autocast_enabled(x.device.type):
-        yield x
-        return
-    with torch.autocast(x.device.type, enabled=False):
-        yield x.float()
 
 
 FEEDBACK_LAYERS = (FeedbackLinear, FeedbackConv2d)

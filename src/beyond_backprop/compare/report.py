@@ -21,7 +21,9 @@ from beyond_backprop.tracking.atomic import atomic_write_text
 COLUMNS = [
     "label", "rule", "engine", "accuracy", "gap_to_backprop", "wall_seconds", "train_seconds",
     "samples_per_second", "time_speedup_vs_backprop", "throughput_vs_backprop",
-    "time_speedup_vs_gpipe", "throughput_vs_gpipe", "peak_rss_mb", "reused", "error", "run_dir",
+    "time_speedup_vs_gpipe", "throughput_vs_gpipe", "peak_rss_mb", "peak_device_memory_mb",
+    "reused", "error",
+    "run_dir",
 ]  # fmt: skip
 HEADERS = {
     "label": "run", "engine": "engine", "accuracy": "test acc", "gap_to_backprop": "gap (points)",
@@ -29,13 +31,15 @@ HEADERS = {
     "samples_per_second": "train samples/s", "time_speedup_vs_backprop": "time speed-up vs bp",
     "throughput_vs_backprop": "throughput vs bp", "time_speedup_vs_gpipe": "time speed-up vs gpipe",
     "throughput_vs_gpipe": "throughput vs gpipe", "peak_rss_mb": "peak MiB",
+    "peak_device_memory_mb": "peak GPU MiB",
 }  # fmt: skip
 """The header of each shown column (the terminal table and ``compare.md``)."""
 LEGEND = (
     "process s: the run's whole process (start-up, data, training, evaluation); train s: the "
     "training loop only (staged: the slowest stage). time speed-up = the baseline's train s / "
     "this run's; throughput = this run's train samples/s / the baseline's. bp: backprop in one "
-    "process; gpipe: backprop staged with gpipe."
+    "process; gpipe: backprop staged with gpipe. peak MiB: host memory; peak GPU MiB: memory "
+    "allocated on the GPU (staged: the largest stage's; empty on the CPU)."
 )
 """What the time and speed columns mean, printed under the table."""
 
@@ -60,7 +64,9 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             "throughput_vs_backprop": _ratio(speed, base.get("samples_per_second")),
             "time_speedup_vs_gpipe": _ratio(gpipe.get("train_seconds"), seconds),
             "throughput_vs_gpipe": _ratio(speed, gpipe.get("samples_per_second")),
-            "peak_rss_mb": s.get("peak_rss_mb"), "reused": o.reused, "error": o.error,
+            "peak_rss_mb": s.get("peak_rss_mb"),
+            "peak_device_memory_mb": s.get("peak_device_memory_mb"),
+            "reused": o.reused, "error": o.error,
             "run_dir": str(o.run_dir) if o.run_dir else None,
         }  # fmt: skip
         row["per_block_accuracy"] = {
@@ -112,7 +118,7 @@ def cells(row: dict[str, Any]) -> list[str]:
         _num(row["samples_per_second"], 0),
         _num(row["time_speedup_vs_backprop"], 2, "x"), _num(row["throughput_vs_backprop"], 2, "x"),
         _num(row["time_speedup_vs_gpipe"], 2, "x"), _num(row["throughput_vs_gpipe"], 2, "x"),
-        _num(row["peak_rss_mb"], 0),
+        _num(row["peak_rss_mb"], 0), _num(row["peak_device_memory_mb"], 0),
     ]  # fmt: skip
 
 

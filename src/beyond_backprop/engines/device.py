@@ -146,3 +146,11 @@ def collective_device() -> torch.device:
     if dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def side_stream(device: torch.device) -> Any:
+    """A CUDA stream of its own for a background thread's work on ``device`` (the async
+    schedule's receives), so it overlaps the training thread's kernels; nothing on the CPU."""
+    if device.type != "cuda":
+        return nullcontext()
+    return torch.cuda.stream(torch.cuda.Stream(device))

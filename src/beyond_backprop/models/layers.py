@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from beyond_backprop.errors import ConfigError
 
@@ -64,3 +66,15 @@ def kaiming_init(module: nn.Module) -> None:
         elif isinstance(layer, nn.BatchNorm2d | nn.BatchNorm1d):
             nn.init.ones_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+
+@contextmanager
+def in_fp32(x: Tensor) -> Iterator[Tensor]:
+    """Under autocast (bf16 / fp16 training), run the enclosed code in fp32 on ``x`` in fp32:
+    the modules whose numbers must not be rounded (feedback matrices, synthesizers). Outside
+    autocast: ``x`` as it is, and nothing changes."""
+    if not torch.is_autocast_enabled(x.device.type):
+        yield x
+        return
+    with torch.autocast(x.device.type, enabled=False):
+        yield x.float()

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from beyond_backprop.models.layers import in_fp32
+
 
 def _zero_(layer: nn.Linear | nn.Conv2d) -> None:
     """Zero the last layer: the paper's initialisation of every synthesizer's output."""
@@ -99,8 +101,9 @@ class GradientSynthesizer(nn.Module):
         if y_onehot is not None:
             if self.conv:
                 y_onehot = y_onehot[:, :, None, None].expand(-1, -1, *h.shape[2:])
-            h = torch.cat([h, y_onehot], dim=1)
-        return self.net(h)
+            h = torch.cat([h, y_onehot.to(h.dtype)], dim=1)
+        with in_fp32(h) as h32:  # the synthesizer and its regression stay in fp32
+            return self.net(h32)
 
 
 class InputSynthesizer(nn.Module):
@@ -135,7 +138,8 @@ class InputSynthesizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """The synthetic block input for network input ``x``."""
-        return self.net(x).reshape(x.shape[0], *self.target_shape)
+        with in_fp32(x) as x32:
+            return self.net(x32).reshape(x.shape[0], *self.target_shape)
 
 
 class DNILocal(nn.Module):

@@ -183,13 +183,16 @@ def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
         "train_seconds": engine.train_seconds,
         "recv_wait_seconds": stage.channel.wait_seconds if stage is not None else 0.0,
         "peak_rss_mb": engine.summary()["peak_rss_mb"],
+        "peak_device_memory_mb": engine.summary()["peak_device_memory_mb"],
     }
     timings = group.gather(timing)
+    device_peaks = [t["peak_device_memory_mb"] for t in timings if t["peak_device_memory_mb"]]
     slowest = max(float(t["train_seconds"]) for t in timings)
     samples = engine.samples
     return {
         "stage_timings": timings,
         "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),
+        "peak_device_memory_mb": max(device_peaks) if device_peaks else None,
         "train_seconds": slowest,
         "samples_per_second": samples / slowest if slowest else 0.0,
     }

@@ -33,6 +33,9 @@ def isolated_registries() -> Iterator[None]:
         for name in set(sys.modules) - modules:  # re-imported (and re-registered) next time
             if _user_module(name):
                 del sys.modules[name]
+                parent, _, child = name.rpartition(".")
+                if parent in sys.modules:  # else ``from parent import child`` finds it again
+                    vars(sys.modules[parent]).pop(child, None)
 
 
 def _user_module(name: str) -> bool:

@@ -169,3 +169,18 @@ def test_a_run_on_the_gpu_keeps_every_tensor_there(tmp_path: Path) -> None:
     assert all(p.is_cuda for p in experiment.stack.parameters())
     assert all(b.is_cuda for m in experiment.locals if m for b in m.buffers())
     assert engine.summary()["peak_device_memory_mb"] > 0
+
+
+def test_synthesizers_and_feedback_layers_stay_in_fp32_under_autocast() -> None:
+    """DNI's synthetic gradients (and their regression) and FA's layers are not rounded to
+    bf16 when the blocks train in bf16."""
+    from beyond_backprop.autograd.feedback import FeedbackLinear
+    from beyond_backprop.models.synthesizers import GradientSynthesizer
+
+    synthesizer = GradientSynthesizer((8,), hidden_layers=1, width=16)
+    layer = FeedbackLinear.from_linear(torch.nn.Linear(8, 4), torch.randn_like)
+    h = torch.randn(3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.nn.Linear(8, 4)(h).dtype == torch.bfloat16  # autocast is on
+        assert synthesizer(h).dtype == torch.float32
+        assert layer(h).dtype == torch.float32

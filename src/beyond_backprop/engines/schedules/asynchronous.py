@@ -26,6 +26,7 @@ from torch import Tensor
 
 from beyond_backprop.config.engine import ReplayConfig
 from beyond_backprop.config.schema import ExperimentConfig
+from beyond_backprop.engines.device import side_stream
 from beyond_backprop.engines.replay import ReplayBuffer
 from beyond_backprop.engines.schedules.base import Schedule
 from beyond_backprop.engines.schedules.registry import register_schedule
@@ -52,13 +53,15 @@ class ActivationInbox:
 
     def _receive(self) -> None:
         channel, source = self.stage.channel, self.stage.rank - 1
+        device = next(self.stage.stack.parameters()).device
         try:
-            while (count := channel.recv(source, track=False)) is not None:
-                message = channel.recv_named_body(source, int(count[0]), track=False)
-                entry = (message["h"], message["y"], message["step"])
-                with self.ready:
-                    self.fresh.append(entry) if self.in_order else self.buffer.push(entry)
-                    self.ready.notify_all()
+            with side_stream(device):  # on a GPU the receives overlap the training thread's work
+                while (count := channel.recv(source, track=False)) is not None:
+                    message = channel.recv_named_body(source, int(count[0]), track=False)
+                    entry = (message["h"], message["y"], message["step"])
+                    with self.ready:
+                        self.fresh.append(entry) if self.in_order else self.buffer.push(entry)
+                        self.ready.notify_all()
         except BaseException as error:  # handed to the training thread, which raises it
             self.error = error
         with self.ready:
