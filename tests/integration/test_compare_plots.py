@@ -45,7 +45,8 @@ def table(tmp_path: Path) -> list[dict[str, Any]]:
             "gap_to_backprop": 0.0, "wall_seconds": 3.0, "train_seconds": 1.0 + i,
             "samples_per_second": 100.0, "time_speedup_vs_backprop": 1.0,
             "throughput_vs_backprop": 1.0, "time_speedup_vs_gpipe": None,
-            "throughput_vs_gpipe": None, "peak_rss_mb": 10.0, "peak_device_memory_mb": None, "reused": False, "error": None,
+            "throughput_vs_gpipe": None, "peak_rss_mb": 10.0, "peak_device_memory_mb": None,
+            "reused": False, "error": None,
             "run_dir": str(fake_run(tmp_path, label, rule, 5 * (i + 1))),
             "per_block_accuracy": {0: 0.3, 1: 0.4, 2: 0.5},
         })  # fmt: skip
