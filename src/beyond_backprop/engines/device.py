@@ -125,6 +125,16 @@ def peak_device_memory_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``: a CPU batch bound for a GPU goes through pinned memory, so the copy
+    is asynchronous (``non_blocking``); a tensor already there is returned as it is."""
+    if x.device == device:
+        return x
+    if device.type == "cuda" and x.device.type == "cpu":
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
+
+
 def use_device(device: torch.device) -> None:
     """Make ``device`` this process's current CUDA device (nccl needs it; CUDA only)."""
     if device.type == "cuda":

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beyond_backprop.data import TensorSplit, iter_batches
+from beyond_backprop.engines.device import to_device
 from beyond_backprop.models import BlockStack
 from beyond_backprop.rules.base import LearningRule
 
@@ -36,7 +37,7 @@ def evaluate(
         tensors = [*stack.parameters(), *stack.buffers()]
         device = tensors[0].device if tensors else torch.device("cpu")
         for x, y in iter_batches(split, batch_size):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device), to_device(y, device)
             for key, logits in rule.predictions(stack, locals_, x).items():
                 correct[key] += float((logits.argmax(dim=1) == y).sum())
                 loss[key] += float(F.cross_entropy(logits, y, reduction="sum"))

@@ -31,6 +31,7 @@ from beyond_backprop.engines.device import (
     Precision,
     peak_device_memory_mb,
     synchronize,
+    to_device,
     training_precision,
 )
 from beyond_backprop.engines.evaluate import evaluate
@@ -120,8 +121,7 @@ class Trainer:
             for x, y in iter_batches(train, config.data.batch_size, order, start):
                 # training batches only; the same on every rank, a function of (seed, step)
                 x = augment_batch(x, config.data.augment, augment_generator(config.seed, self.step))
-                device = self.exp.device
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = to_device(x, self.exp.device), to_device(y, self.exp.device)
                 self.train_step(Batch(x, y), epoch)
                 self.step += 1
                 end_of_epoch = self.step % self.steps_per_epoch == 0

@@ -184,3 +184,17 @@ def test_synthesizers_and_feedback_layers_stay_in_fp32_under_autocast() -> None:
         assert torch.nn.Linear(8, 4)(h).dtype == torch.bfloat16  # autocast is on
         assert synthesizer(h).dtype == torch.float32
         assert layer(h).dtype == torch.float32
+
+
+def test_batches_reach_the_device_through_pinned_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU batch bound for a GPU is pinned first (so ``non_blocking`` copies overlap);
+    one already on its device is not copied at all."""
+    from beyond_backprop.engines.device import to_device
+
+    x = torch.ones(3)
+    assert to_device(x, torch.device("cpu")) is x
+    calls: list[str] = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pin") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: calls.append(f"to {k}") or self)
+    to_device(x, torch.device("cuda", 0))
+    assert calls == ["pin", "to {'non_blocking': True}"]
