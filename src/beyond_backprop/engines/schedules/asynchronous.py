@@ -53,8 +53,9 @@ class ActivationInbox:
 
     def _receive(self) -> None:
         channel, source = self.stage.channel, self.stage.rank - 1
-        device = next(self.stage.stack.parameters()).device
         try:
+            # the channel's device: where what it receives lands (a fake one: the CPU)
+            device = getattr(channel, "device", torch.device("cpu"))
             with side_stream(device):  # on a GPU the receives overlap the training thread's work
                 while (count := channel.recv(source, track=False)) is not None:
                     message = channel.recv_named_body(source, int(count[0]), track=False)
