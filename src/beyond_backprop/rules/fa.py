@@ -8,26 +8,21 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from beyond_backprop.autograd.alignment import angle_degrees, grad_angles, stack_gradients
-from beyond_backprop.autograd.feedback import convert_to_feedback, feedback_layers, true_gradients
+from beyond_backprop.autograd.alignment import angle_degrees
+from beyond_backprop.autograd.feedback import convert_to_feedback, feedback_layers
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import (
     Batch,
-    BlockContext,
-    LearningRule,
-    LocalLoss,
-    Objective,
-    OutputGradient,
     Wiring,
 )
+from beyond_backprop.rules.feedback import FeedbackRule
 from beyond_backprop.rules.registry import register_rule
 
 
 @register_rule("fa", "feedback alignment: errors go down through fixed random B, not W^T")
-class FeedbackAlignment(LearningRule):
+class FeedbackAlignment(FeedbackRule):
     """Feedback alignment (Lillicrap, Cownden, Tweed and Akerman, arXiv 1411.0247; Nature
     Communications 7:13276, 2016, Fig. 1 and Methods).
 
@@ -85,22 +80,11 @@ class FeedbackAlignment(LearningRule):
             )
         return report
 
-    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
-        """The task loss at the top; the gradient from above (through B) everywhere else."""
-        if ctx.is_last:
-            return LocalLoss({"loss": F.cross_entropy(ctx.h_out, ctx.batch.y)})
-        return OutputGradient(ctx.inbox["grad"])
-
     def diagnostics(
         self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int
     ) -> dict[tuple[int | None, str], float]:
         """Per block: update and error angles to backprop, and the angle of W to B."""
-        ours, our_signals = stack_gradients(stack, batch.x, batch.y)
-        with true_gradients(stack):
-            true, true_signals = stack_gradients(stack, batch.x, batch.y)
-        figures = grad_angles(ours, true, range(len(stack)))
-        for k, (mine, exact) in enumerate(zip(our_signals, true_signals, strict=True)):
-            figures[(k, "signal_angle")] = angle_degrees(mine, exact)
+        figures = super().diagnostics(stack, locals_, batch, step)
         first = feedback_layers(stack)[0]  # its B sends nothing anywhere: left out
         for k, block in enumerate(stack.blocks):
             layers = [layer for layer in feedback_layers(block) if layer is not first]

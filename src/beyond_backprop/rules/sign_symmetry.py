@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from beyond_backprop.autograd.alignment import angle_degrees, grad_angles, stack_gradients
-from beyond_backprop.autograd.feedback import convert_to_feedback, true_gradients
+from beyond_backprop.autograd.feedback import convert_to_feedback
 from beyond_backprop.models.stack import BlockStack
 from beyond_backprop.rules.base import (
-    Batch,
-    BlockContext,
-    LearningRule,
-    LocalLoss,
-    Objective,
-    OutputGradient,
     Wiring,
 )
+from beyond_backprop.rules.feedback import FeedbackRule
 from beyond_backprop.rules.registry import register_rule
 
 Variant = Literal["usf", "brsf", "frsf"]
 
 
 @register_rule("sign_symmetry", "sign-symmetric feedback: errors go down through sign(W) x |B|")
-class SignSymmetry(LearningRule):
+class SignSymmetry(FeedbackRule):
     """Sign-concordant feedback (Liao, Leibo and Poggio, arXiv 1510.05067, Sec. 2 and 3; the
     variants of Moskovitz, Litwin-Kumar and Abbott, arXiv 1812.06488, Sec. 2).
 
@@ -115,21 +107,3 @@ class SignSymmetry(LearningRule):
                 "architecture"
             )
         return report
-
-    def block_objective(self, k: int, ctx: BlockContext) -> Objective:
-        """The task loss at the top; the gradient from above (through sign(W) M) elsewhere."""
-        if ctx.is_last:
-            return LocalLoss({"loss": F.cross_entropy(ctx.h_out, ctx.batch.y)})
-        return OutputGradient(ctx.inbox["grad"])
-
-    def diagnostics(
-        self, stack: BlockStack, locals_: Sequence[nn.Module | None], batch: Batch, step: int
-    ) -> dict[tuple[int | None, str], float]:
-        """Per block: the update's and the error's angle to back-propagation's."""
-        ours, our_signals = stack_gradients(stack, batch.x, batch.y)
-        with true_gradients(stack):
-            true, true_signals = stack_gradients(stack, batch.x, batch.y)
-        figures = grad_angles(ours, true, range(len(stack)))
-        for k, (mine, exact) in enumerate(zip(our_signals, true_signals, strict=True)):
-            figures[(k, "signal_angle")] = angle_degrees(mine, exact)
-        return figures
