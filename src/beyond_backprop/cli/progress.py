@@ -30,7 +30,22 @@ def interactive(console: Console) -> bool:
     return console.is_terminal and not os.environ.get("CI")
 
 
-class TrainingProgress:
+class _Bar:
+    """What the progress displays share: a rich bar, stopped when the ``with`` block ends."""
+
+    _bar: Progress | None = None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class TrainingProgress(_Bar):
     """The engine's ``Progress``: a bar per run on a terminal; one line per evaluation always."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
@@ -56,15 +71,6 @@ class TrainingProgress:
             )
             self._bar.start()
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
     def on_step(self, step: int, total: int, epoch: int) -> None:
         """Advance the bar (and the progress file, at most every 0.2 s and at the end)."""
@@ -93,7 +99,7 @@ class TrainingProgress:
         sys.stdout.flush()
 
 
-class CompareProgress:
+class CompareProgress(_Bar):
     """``bbp compare``'s progress: on a terminal two bars (runs done of N, with the time left
     estimated from the runs trained so far and the current run's pace; the current run's steps
     and its time left); elsewhere one line as each run starts."""
@@ -116,15 +122,6 @@ class CompareProgress:
             self._bar.start()
             self._suite = self._bar.add_task("runs done", total=self.total)
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
     def start(self, index: int, label: str) -> Callable[[tuple[int, int] | None], None]:
         """Run ``index`` (0-based) begins; returns the callback for its (step, total)."""
