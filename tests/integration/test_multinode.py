@@ -6,8 +6,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 SMOKE = Path(__file__).parents[2] / "configs" / "smoke" / "dgl.yaml"
@@ -35,19 +37,18 @@ def final_states(root: Path) -> list[dict[str, torch.Tensor]]:
     return [torch.load(step_dir / f"rank{r}.pt")["model"] for r in range(2)]
 
 
+@pytest.mark.timeout(400)
 def test_two_nodes_on_loopback_train_like_two_local_processes(tmp_path: Path) -> None:
     endpoint = f"127.0.0.1:{free_port()}"
-    nodes = [
-        launch(
-            ["--nnodes", "2", "--nproc", "1", "--rdzv-endpoint", endpoint, "--rdzv-id", "loopback"],
-            tmp_path / "nodes",
-        )
-        for _ in range(2)
-    ]
-    outputs = [node.communicate(timeout=120)[0] for node in nodes]
+    args = ["--nnodes", "2", "--nproc", "1", "--rdzv-endpoint", endpoint, "--rdzv-id", "loopback"]
+    nodes = []
+    for _ in range(2):
+        nodes.append(launch(args, tmp_path / "nodes"))
+        time.sleep(3)  # the first "machine" hosts the rendezvous store, as on a real cluster
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert all(node.returncode == 0 for node in nodes), outputs
     one_machine = launch(["--nproc", "2"], tmp_path / "local")
-    output = one_machine.communicate(timeout=120)[0]
+    output = one_machine.communicate(timeout=300)[0]
     assert one_machine.returncode == 0, output
     for a, b in zip(
         final_states(tmp_path / "nodes"), final_states(tmp_path / "local"), strict=True
