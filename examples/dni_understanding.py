@@ -12,8 +12,7 @@ JSON summary.
 
     python -m examples.dni_understanding [--out DIR] [--dataset mnist] [--epochs 2]
 
-Part (b) trains on real data: wrap it as ``flock /tmp/bbp-heavy.lock python -m ...`` on
-shared machines. ``--dataset digits`` runs in seconds.
+Part (b) trains on real data (minutes on 2 cores); ``--dataset digits`` runs in seconds.
 """
 
 from __future__ import annotations

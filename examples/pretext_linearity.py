@@ -14,8 +14,7 @@ against n, per kind; the encoder kinds at their best block).
 
     python -m examples.pretext_linearity RUN_DIR [--sizes 100 300 1000 3000 10000] [--out DIR]
 
-Probe training is seconds per fit on 2 cores; wrap it as ``flock /tmp/bbp-heavy.lock python -m
-...`` on shared machines.
+Probe training is seconds per fit on 2 cores.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Sample-size sweep on the 3-level generative model: provable vs backprop on the same shapes.
 # Every size gets about the same number of steps: E = 10000 / N fit epochs per layer for
 # provable, 3E + 2 epochs for backprop. Run it under the heavy-work lock:
-#   flock /tmp/bbp-heavy.lock examples/provable_sweep.sh [LOG_ROOT]
+#   examples/provable_sweep.sh [LOG_ROOT]
 set -euo pipefail
 root=${1:-runs/provable-sweep}
 for n in 250 500 1000 2000 5000; do
