@@ -77,6 +77,10 @@ class EngineConfig:
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
     """``gpipe``: micro-batches per batch."""
+    staleness: int = 1
+    """``stale_error`` and ``stale_overlap``: a stage learns from the signal of the stage above
+    (DFA's output error, the overlap's one-block gradient) this many steps late, so it never
+    waits for the current step's; 0 is the lockstep ``naive`` schedule, bitwise."""
     boundaries: tuple[int, ...] | None = None
     """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
     balances the stages by measured per-block cost."""
@@ -107,6 +111,8 @@ class EngineConfig:
         for key in ("stages", "microbatches", "stop_check_every"):
             if getattr(self, key) < 1:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
+        if self.staleness < 0:
+            found.append(("staleness", f"{self.staleness} is invalid: must be >= 0 (steps)"))
         if not self.timeout_s > 0:
             found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))
         starts = list(self.boundaries or ())

@@ -1,0 +1,95 @@
+"""``stale_overlap``: for ``overlap`` wirings (LoCo, arXiv 2008.01342 Sec. 3.2; overlapping local
+updates, arXiv 2012.03837 Sec. 3): no stage waits for the gradient from the stage above.
+
+Under the overlap wiring the top block of a stage learns from its own local loss and from the
+loss of the block above, whose gradient comes down one block and stops there
+(``engines/step.py``). Under ``naive`` a stage waits every step for that gradient before it
+updates. Here every stage runs batch t forward and back-propagates its blocks' own losses at
+once, sends what its lowest block back-propagated down and goes on; its top block learns
+from the gradient of batch t - s (s = ``engine.staleness``), which the stage above sent at
+step t - s, re-run on the input it kept for step t - s with the current weights (``stale``:
+the re-run, the kept inputs and the checkpoints), in step t's optimizer step; that gradient
+reaches the block's parameters only, never its input. The staleness is logged as the term
+``staleness`` of each stage's top block (0 on the top stage, which nothing overlaps).
+
+Deviations: in the papers the overlapping gradient is that of the same batch, through the
+same weights; here it is that of batch t - s, applied to the block re-run on that batch's
+input with the weights of step t (the optimizer updated the weights in place, so the graph
+of step t - s cannot be reused), like DNI's late targets under ``decoupled``. With s = 0
+this is ``naive`` exactly (tested bitwise). A stage's top block must learn from its own loss
+at once: a stage boundary inside a chunk of several blocks (back-propagation within the
+chunk) is refused.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from beyond_backprop.engines.device import block_autocast, current_loss_scale
+from beyond_backprop.engines.schedules.registry import register_schedule
+from beyond_backprop.engines.schedules.stale import StaleSignals, kept_statistics
+from beyond_backprop.engines.stage import Pairs, Terms
+from beyond_backprop.engines.step import Late
+from beyond_backprop.errors import WiringError
+from beyond_backprop.rules.base import Batch, Wiring
+
+
+@register_schedule("stale_overlap", staged=True)
+class StaleOverlap(StaleSignals):
+    """A stage's top block learns from the overlap gradient ``engine.staleness`` steps late."""
+
+    serves_what = "wirings with backward 'overlap'"
+
+    @classmethod
+    def serves(cls, wiring: Wiring) -> bool:
+        return wiring.backward == "overlap"
+
+    @property
+    def source(self) -> int:
+        return self.stage.rank + 1  # the overlap gradient comes from the stage above
+
+    def run(self, batch: Batch, step: int, epoch: int) -> Terms:
+        stage = self.stage
+        if not stage.runs:
+            return {}
+        pairs = stage.forward(batch.x, batch)
+        terms, down = self._own_losses(pairs, batch, step, epoch)
+        if stage.below_learns:
+            stage.channel.send_named(down, stage.rank - 1)
+        if stage.top or not stage.learns:
+            return self.logged(terms, 0) if stage.learns else terms
+        self.keep(stage.blocks.stop - 1, pairs[-1][0], batch, step, epoch)
+        late = self.due()
+        if late is None:
+            return terms
+        self._learn(late)
+        return self.logged(terms, step - late.step)
+
+    def _own_losses(
+        self, pairs: Pairs, batch: Batch, step: int, epoch: int
+    ) -> tuple[Terms, dict[str, torch.Tensor]]:
+        """Every learning block's own objective, with nothing from above (it comes late)."""
+        try:
+            return self.stage.backward(pairs, batch, step, epoch, {})
+        except KeyError as missing:
+            if missing.args != ("grad",):
+                raise
+            raise WiringError(
+                f"engine.schedule: 'stale_overlap' needs the top block of every stage to learn "
+                f"from its own loss, but a block of stage {self.stage.rank} asks for the "
+                "gradient from the block above in the same step (a stage boundary inside a "
+                "chunk of blocks?): put engine.boundaries at chunk boundaries, or use naive"
+            ) from None
+
+    def _learn(self, late: Late) -> None:
+        """The top block, re-run on step ``late.step``'s input with the current weights,
+        accumulates the gradient the stage above sent for that step into its parameters (the
+        kept input needs no gradient, so nothing goes further down)."""
+        k = late.block
+        block = self.stage.stack.blocks[k]
+        with kept_statistics([block]):
+            with block_autocast():
+                h_out = block(late.x_in)
+            grad = late.inbox["grad"]
+            scale = current_loss_scale(k)  # fp16: block k's losses are scaled by its scale
+            h_out.backward(grad if scale == 1.0 else grad * scale)

@@ -1,0 +1,184 @@
+"""``stale_error`` (DFA) and ``stale_overlap`` (LoCo, overlapping local updates) on 2-3 fake
+stages: the staleness is the configured one, staleness 0 is bitwise ``naive``, a checkpoint
+taken mid-run resumes bitwise, and no lower stage waits for a signal of the current step."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.engines.channel import FakeNetwork, StageError
+from beyond_backprop.engines.staged import StagedStep
+from beyond_backprop.engines.step import forward_blocks
+from tests.helpers import tiny_config
+from tests.integration.staged_harness import experiment_for
+from tests.unit.engines.test_schedule_delayed import make_steppers, merged, train_steps
+from tests.unit.engines.test_schedules_fake import STEPS, assert_equal, batches
+
+DFA = {"name": "dfa"}
+OVERLAP = {"name": "local_parallel", "chunk": 1, "overlap": 1}
+CASES = [("stale_error", DFA), ("stale_overlap", OVERLAP)]
+
+
+def config(
+    schedule: str, rule: dict[str, Any], stages: int = 2, batch_norm: bool = False, **engine: Any
+) -> ExperimentConfig:
+    return tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16, 16], "batch_norm": batch_norm},
+        rule=rule,
+        engine={"stages": stages, "schedule": schedule, "threads": 1, **engine},
+        optim={"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": "constant"},
+    )
+
+
+def boundaries_for(stages: int) -> list[int]:
+    return {2: [2], 3: [1, 3]}[stages]
+
+
+def run(cfg: ExperimentConfig) -> tuple[dict[str, torch.Tensor], list[list[Any]]]:
+    steppers = make_steppers(cfg, boundaries_for(cfg.engine.stages))
+    logged = train_steps(steppers, range(STEPS), close=True)
+    for stepper in steppers:
+        assert stepper.schedule.state_dict().get("in_flight", []) == []  # closed: nothing left
+    return merged(steppers), logged
+
+
+@pytest.mark.parametrize(("schedule", "rule"), CASES)
+@pytest.mark.parametrize("staleness", [1, 2])
+def test_lower_stages_learn_exactly_staleness_steps_late(
+    schedule: str, rule: dict[str, Any], staleness: int
+) -> None:
+    cfg = config(schedule, rule, stages=3, staleness=staleness)
+    _, logged = run(cfg)
+    tops = [0, 2, 3]  # the top block of each stage: blocks 0 | 1, 2 | 3 (the logits)
+    for rank, top in enumerate(tops):
+        seen = [terms.get((top, "staleness")) for terms in logged[rank]]
+        if rank == 2:  # the top stage learns from the current batch
+            assert seen == [0.0] * STEPS
+        else:  # nothing to learn from before the first signal is due, then always s late
+            assert seen == [None] * staleness + [float(staleness)] * (STEPS - staleness)
+
+
+@pytest.mark.parametrize(("schedule", "rule"), CASES)
+@pytest.mark.parametrize(("stages", "batch_norm"), [(2, False), (3, True)])
+def test_staleness_0_is_bitwise_naive_and_1_is_not(
+    schedule: str, rule: dict[str, Any], stages: int, batch_norm: bool
+) -> None:
+    naive, _ = run(config("naive", rule, stages, batch_norm))
+    lockstep, _ = run(config(schedule, rule, stages, batch_norm, staleness=0))
+    assert_equal(lockstep, naive, exact=True)
+    stale, _ = run(config(schedule, rule, stages, batch_norm, staleness=1))
+    assert not torch.equal(stale["blocks.1.0.weight"], naive["blocks.1.0.weight"])
+
+
+def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:
+    """By hand, 2 stages (blocks 0, 1 | 2, 3), one matrix B_k per block: at step t the top
+    stage learns from e_t; blocks 0 and 1 learn from B_k e_{t-1} on the input of step t - 1,
+    re-run with the weights of step t."""
+    rule = {"name": "dfa", "projection": "per_block"}
+    stale, _ = run(config("stale_error", rule))
+    experiment = experiment_for(config("stale_error", rule), False)
+    stack, locals_ = experiment.stack, experiment.locals
+    opt = torch.optim.SGD(stack.parameters(), lr=0.1, momentum=0.9)
+    errors: list[torch.Tensor] = []
+    data = batches(experiment)
+    for t, batch in enumerate(data):
+        opt.zero_grad()
+        with torch.no_grad():
+            x = stack.forward_range(batch.x, 0, 2)
+        (_, h2), (_, logits) = forward_blocks(list(stack.blocks[2:]), 2, x, False)
+        loss = F.cross_entropy(logits, batch.y)
+        (error,) = torch.autograd.grad(loss, logits, retain_graph=True)
+        errors.append(error)
+        loss.backward()
+        h2.backward(locals_[2].signal(locals_[2].project(error, locals_[2].end)))  # type: ignore[union-attr]
+        if t >= 1:
+            pairs = forward_blocks(list(stack.blocks[:2]), 0, data[t - 1].x, False)
+            for k, (_, h) in enumerate(pairs):
+                local = locals_[k]
+                h.backward(local.signal(local.project(errors[t - 1], local.end)))  # type: ignore[union-attr]
+        opt.step()
+    assert_equal(stale, stack.state_dict(), exact=True)
+
+
+@pytest.mark.parametrize(("schedule", "rule"), CASES)
+def test_checkpoint_mid_run_resumes_bitwise(schedule: str, rule: dict[str, Any]) -> None:
+    cfg, boundaries = config(schedule, rule, stages=3, staleness=2), [1, 3]
+    straight = make_steppers(cfg, boundaries)
+    logged_straight = train_steps(straight, range(STEPS), close=True)
+
+    first = make_steppers(cfg, boundaries)
+    logged = train_steps(first, range(2), close=False)
+    saved = []
+    for stepper in first:  # through bytes, as a checkpoint file would
+        buffer = io.BytesIO()
+        torch.save(stepper.state_dict(), buffer)
+        saved.append(buffer.getvalue())
+    pending = [torch.load(io.BytesIO(s)) for s in saved]
+    assert [(len(p["in_flight"]), p["arrived"]) for p in pending] == [(2, 2), (2, 2), (0, 0)]
+    resumed = make_steppers(cfg, boundaries)
+    for stepper, state in zip(resumed, saved, strict=True):
+        stepper.load_state_dict(torch.load(io.BytesIO(state)))
+    rest = train_steps(resumed, range(2, STEPS), close=True)
+    assert_equal(merged(resumed), merged(straight), exact=True)
+    assert [a + b for a, b in zip(logged, rest, strict=True)] == logged_straight
+
+
+def held_until_lower_stepped(steppers: Sequence[StagedStep]) -> None:
+    """The top stage holds the signal of step t until stage 0 has finished step t: a stage
+    that waited for a signal of its current step would deadlock (the fake raises)."""
+    done = [threading.Event() for _ in range(STEPS)]
+    lower, top = steppers[0], steppers[-1]
+    step_lower, send = lower.step, top.stage.channel.send_named
+    sent = [0]
+
+    def stepping(batch: Any, step: int, epoch: int, lr: float) -> Any:
+        terms = step_lower(batch, step, epoch, lr)
+        done[step].set()
+        return terms
+
+    def held(messages: dict[str, torch.Tensor], dst: int) -> None:
+        if dst == 0:
+            done[sent[0]].wait(2)
+            sent[0] += 1
+        send(messages, dst)
+
+    lower.step = stepping  # type: ignore[method-assign]
+    top.stage.channel.send_named = held  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(("schedule", "rule"), CASES)
+@pytest.mark.parametrize("staleness", [1, 0])
+def test_the_lower_stage_never_waits_for_the_current_steps_signal(
+    schedule: str, rule: dict[str, Any], staleness: int
+) -> None:
+    cfg = config(schedule, rule, staleness=staleness)
+    world = 2
+    network = FakeNetwork(world, 1.0)
+    steppers = [
+        StagedStep(experiment_for(cfg, False), [2], r, world, network.channel(r))
+        for r in range(world)
+    ]
+    held_until_lower_stepped(steppers)
+    if staleness:
+        train_steps(steppers, range(STEPS), close=True)
+        assert network.log.count((1, 0, (1,))) == STEPS  # a named message came every step
+    else:  # lockstep: stage 0 waits for what the top holds back
+        with pytest.raises(StageError, match=r"stage 0 waited 1\.0 s for stage 1"):
+            train_steps(steppers, range(STEPS), close=True)
+
+
+def test_a_stage_boundary_inside_a_chunk_is_refused_in_one_line() -> None:
+    from beyond_backprop.errors import WiringError
+
+    cfg = config("stale_overlap", {"name": "local_parallel", "chunk": 2, "overlap": 1})
+    steppers = make_steppers(cfg, [1])  # blocks 0 | 1, 2, 3: block 0 is inside chunk 0, 1
+    with pytest.raises(WiringError, match="stale_overlap' needs the top block of every stage"):
+        train_steps(steppers, range(1), close=True)
