@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.channel import FakeNetwork, StageError
 from beyond_backprop.engines.staged import StagedStep
-from beyond_backprop.engines.step import forward_blocks
+from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import experiment_for
 from tests.unit.engines.test_schedule_delayed import make_steppers, merged, train_steps
@@ -52,7 +52,7 @@ def run(cfg: ExperimentConfig) -> tuple[dict[str, torch.Tensor], list[list[Any]]
 
 @pytest.mark.parametrize(("schedule", "rule"), CASES)
 @pytest.mark.parametrize("staleness", [1, 2])
-def test_lower_stages_learn_exactly_staleness_steps_late(
+def test_the_logged_staleness_is_the_configured_one_every_step(
     schedule: str, rule: dict[str, Any], staleness: int
 ) -> None:
     cfg = config(schedule, rule, stages=3, staleness=staleness)
@@ -60,10 +60,9 @@ def test_lower_stages_learn_exactly_staleness_steps_late(
     tops = [0, 2, 3]  # the top block of each stage: blocks 0 | 1, 2 | 3 (the logits)
     for rank, top in enumerate(tops):
         seen = [terms.get((top, "staleness")) for terms in logged[rank]]
-        if rank == 2:  # the top stage learns from the current batch
-            assert seen == [0.0] * STEPS
-        else:  # nothing to learn from before the first signal is due, then always s late
-            assert seen == [None] * staleness + [float(staleness)] * (STEPS - staleness)
+        # the top stage learns from the current batch; the others s steps late, and the
+        # means of the logged term are s exactly (when learning starts: the references below)
+        assert seen == [0.0 if rank == 2 else float(staleness)] * STEPS
 
 
 @pytest.mark.parametrize(("schedule", "rule"), CASES)
@@ -104,6 +103,32 @@ def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:
             for k, (_, h) in enumerate(pairs):
                 local = locals_[k]
                 h.backward(local.signal(local.project(errors[t - 1], local.end)))  # type: ignore[union-attr]
+        opt.step()
+    assert_equal(stale, stack.state_dict(), exact=True)
+
+
+def test_stale_overlap_is_a_hand_written_late_overlap_reference() -> None:
+    """By hand, 2 stages (blocks 0, 1 | 2, 3): every block learns from its own loss at once
+    (the library's ``backward_blocks``, within a stage); block 1 also learns, at step t,
+    from the gradient block 2 sent at step t - 1, through block 1 re-run on its input of
+    step t - 1 with the weights of step t."""
+    stale, _ = run(config("stale_overlap", OVERLAP))
+    experiment = experiment_for(config("stale_overlap", OVERLAP), False)
+    stack, rule, locals_ = experiment.stack, experiment.rule, experiment.locals
+    params = [*stack.parameters(), *experiment.locals_container.parameters()]
+    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+    sent: list[tuple[torch.Tensor, torch.Tensor]] = []  # (block 1's input, dL_2/dh_1)
+    for t, batch in enumerate(batches(experiment)):
+        opt.zero_grad()
+        lower = forward_blocks(list(stack.blocks[:2]), 0, batch.x, True)
+        backward_blocks(rule, locals_, lower, 0, 4, batch, t, 0)
+        upper = forward_blocks(list(stack.blocks[2:]), 2, lower[-1][1], True)
+        result = backward_blocks(rule, locals_, upper, 2, 4, batch, t, 0)
+        assert result.grad_below is not None
+        if t >= 1:
+            x_in, grad = sent[t - 1]
+            stack.blocks[1](x_in).backward(grad)
+        sent.append((lower[-1][0].detach(), result.grad_below))
         opt.step()
     assert_equal(stale, stack.state_dict(), exact=True)
 
@@ -182,3 +207,10 @@ def test_a_stage_boundary_inside_a_chunk_is_refused_in_one_line() -> None:
     steppers = make_steppers(cfg, [1])  # blocks 0 | 1, 2, 3: block 0 is inside chunk 0, 1
     with pytest.raises(WiringError, match="stale_overlap' needs the top block of every stage"):
         train_steps(steppers, range(1), close=True)
+
+
+def test_a_negative_staleness_is_one_line_naming_its_key() -> None:
+    from beyond_backprop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^engine\.staleness: -1 is invalid: must be >= 0"):
+        config("stale_error", DFA, staleness=-1)

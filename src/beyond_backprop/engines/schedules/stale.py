@@ -12,7 +12,10 @@ the optimizer has updated the weights in place since step t - s, so that step's 
 be back-propagated any more; it is not a new batch, so BatchNorm's running statistics are
 restored after it. Checkpoints hold the inputs in flight and the signals already received;
 ``settle`` receives every signal already sent (the senders sent them at their steps), so the
-state saved is that of a step boundary and a resumed run goes on bitwise.
+state saved is that of a step boundary and a resumed run goes on bitwise. Every step, the
+top learning block of a stage below the top logs the term ``staleness``: s, also in the
+first s steps, when nothing is due yet (so the logged means are s exactly); the top stage,
+which learns from the current batch, logs 0.
 """
 
 from __future__ import annotations

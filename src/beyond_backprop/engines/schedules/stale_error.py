@@ -9,7 +9,7 @@ step t from the e of batch t - s (s = ``engine.staleness``), which the top stage
 step t - s, applied to its blocks re-run on the input it kept for step t - s (``stale``: the
 re-run, the kept inputs and the checkpoints). The top stage computes e of the current batch,
 learns from it at once and sends it straight to every lower stage, as under ``naive``. The
-staleness is logged as the term ``staleness`` of each stage's top block (0 on the top stage).
+staleness is logged as the term ``staleness`` of each stage's top block (``stale``).
 
 Deviations: Nøkland's updates use the error of the same batch; here a lower block learns
 from the error of batch t - s on that batch's input, with the weights of step t (the
@@ -61,9 +61,10 @@ class StaleError(StaleSignals):
         first = max(stage.blocks.start, stage.active.start)
         self.keep(first, pairs[0][0], batch, step, epoch)
         late = self.due()
-        return {} if late is None else self._learn(late, step)
+        terms = {} if late is None else self._learn(late)
+        return self.logged(terms, self.staleness)
 
-    def _learn(self, late: Late, step: int) -> Terms:
+    def _learn(self, late: Late) -> Terms:
         """The stage's learning blocks, re-run on step ``late.step``'s input with the current
         weights, learn from that step's error."""
         stage, first = self.stage, late.block
@@ -72,4 +73,4 @@ class StaleError(StaleSignals):
             pairs = forward_blocks(modules, first, late.x_in, stage.rule.wiring.needs_input_grad)
             batch = Batch(late.x, late.y)
             terms, _ = stage.backward(pairs, batch, late.step, late.epoch, late.inbox)
-        return self.logged(terms, step - late.step)
+        return terms

@@ -60,10 +60,9 @@ class StaleOverlap(StaleSignals):
             return self.logged(terms, 0) if stage.learns else terms
         self.keep(stage.blocks.stop - 1, pairs[-1][0], batch, step, epoch)
         late = self.due()
-        if late is None:
-            return terms
-        self._learn(late)
-        return self.logged(terms, step - late.step)
+        if late is not None:
+            self._learn(late)
+        return self.logged(terms, self.staleness)
 
     def _own_losses(
         self, pairs: Pairs, batch: Batch, step: int, epoch: int
