@@ -214,3 +214,19 @@ def test_a_negative_staleness_is_one_line_naming_its_key() -> None:
 
     with pytest.raises(ConfigError, match=r"^engine\.staleness: -1 is invalid: must be >= 0"):
         config("stale_error", DFA, staleness=-1)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "serves"), [("stale_error", "dfa"), ("stale_overlap", "loco")]
+)
+def test_each_refuses_the_other_wirings_naming_the_rules_it_serves(
+    schedule: str, serves: str
+) -> None:
+    from beyond_backprop.config.engine import EngineConfig
+    from beyond_backprop.engines.schedules import check_schedule
+    from beyond_backprop.rules.registry import default_wirings
+
+    rules, engine = default_wirings(), EngineConfig(stages=2, schedule=schedule)
+    assert check_schedule(engine, serves, rules[serves], rules) is None
+    message = check_schedule(engine, "backprop", rules["backprop"], rules)
+    assert message is not None and f"rules it serves: {serves};" in message
