@@ -89,14 +89,14 @@ class Stage:
 
     def backward(
         self, pairs: Pairs, batch: Batch, step: int, epoch: int, inbox: Messages,
-        scale: float = 1.0, synthetic_first: bool = False,
+        scale: float = 1.0, synthetic_first: bool = False, retain_graph: bool = False,
     ) -> tuple[Terms, Messages]:  # fmt: skip
         """The active blocks' objectives; returns the terms and the messages for the stage
         below (empty when it has no active block)."""
         first = max(self.blocks.start, self.active.start)
         result = backward_blocks(
             self.rule, self.locals, pairs, first, len(self.stack), batch, step, epoch, inbox,
-            scale, synthetic_first,
+            scale, synthetic_first, retain_graph,
         )  # fmt: skip
         down = dict(result.outbox)
         if result.grad_below is not None:

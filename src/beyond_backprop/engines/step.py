@@ -80,13 +80,16 @@ def backward_blocks(
     inbox: Mapping[str, Tensor] | None = None,
     scale: float = 1.0,
     synthetic_first: bool = False,
+    retain_graph: bool = False,
 ) -> StepResult:
     """Ask the rule for each block's objective, top block first, and back-propagate it inside
     the block; ``inbox`` holds the messages from above the range (``"grad"`` and broadcasts).
 
     ``scale`` weights the blocks' own loss terms (a micro-batch's share of the batch); it is
     not applied to gradients received from above, which already carry it. ``synthetic_first``:
-    the lowest block's input is the rule's synthetic input (forward unlocking)."""
+    the lowest block's input is the rule's synthetic input (forward unlocking).
+    ``retain_graph``: the blocks' graphs outlive the backward pass (a late signal goes
+    through them later)."""
     inbox = dict(inbox or {})
     broadcast = {k: v for k, v in inbox.items() if k != "grad"}
     grad_from_above = inbox.get("grad")
@@ -106,7 +109,7 @@ def backward_blocks(
         overlap = rule.wiring.backward == "overlap" and isinstance(objective, LocalLoss)
         if overlap and grad_from_above is not None:
             _train_this_block_only(h_out, x_in, _scaled(grad_from_above, loss_scale))
-        _apply(objective, h_out, scale, loss_scale)
+        _apply(objective, h_out, scale, loss_scale, retain_graph)
         # outbox tensors are messages, not graph edges: lower blocks must not back-propagate
         # into the block that sent them
         broadcast.update({key: v.detach() for key, v in objective.outbox.items()})
@@ -206,18 +209,21 @@ def _scaled(tensor: Tensor, factor: float) -> Tensor:
     return tensor if factor == 1.0 else tensor * factor
 
 
-def _apply(objective: Objective, h_out: Tensor, scale: float, loss_scale: float = 1.0) -> None:
+def _apply(
+    objective: Objective, h_out: Tensor, scale: float, loss_scale: float = 1.0,
+    retain_graph: bool = False,
+) -> None:  # fmt: skip
     losses = list(objective.terms.values())
     scale *= loss_scale
     if scale != 1.0:  # skipped at 1 so the one-process path stays exactly as it was
         losses = [loss * scale for loss in losses]
     if isinstance(objective, LocalLoss):
         if losses:
-            torch.stack(losses).sum().backward()
+            torch.stack(losses).sum().backward(retain_graph=retain_graph)
         return
     tensors = [h_out, *losses]
     grads = [_scaled(objective.grad, loss_scale), *(torch.ones_like(t) for t in losses)]
-    torch.autograd.backward(tensors, grads)
+    torch.autograd.backward(tensors, grads, retain_graph=retain_graph)
 
 
 def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:

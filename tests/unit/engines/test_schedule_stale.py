@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
+from copy import deepcopy
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.channel import FakeNetwork, StageError
@@ -77,19 +79,35 @@ def test_staleness_0_is_bitwise_naive_and_1_is_not(
     assert not torch.equal(stale["blocks.1.0.weight"], naive["blocks.1.0.weight"])
 
 
+def frozen_copy(modules: nn.Module) -> nn.Module:
+    """A copy of ``modules`` as they are now (their weights of this step), without gradients."""
+    copy = deepcopy(modules)
+    for param in copy.parameters():
+        param.grad = None
+    return copy
+
+
+def add_grads(into: nn.Module, source: nn.Module) -> None:
+    for live, copied in zip(into.parameters(), source.parameters(), strict=True):
+        assert copied.grad is not None
+        live.grad = copied.grad.clone() if live.grad is None else live.grad + copied.grad
+
+
 def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:
     """By hand, 2 stages (blocks 0, 1 | 2, 3), one matrix B_k per block: at step t the top
-    stage learns from e_t; blocks 0 and 1 learn from B_k e_{t-1} on the input of step t - 1,
-    re-run with the weights of step t."""
+    stage learns from e_t; blocks 0 and 1 learn from B_k e_{t-1} through their forward pass
+    of step t - 1 (a copy of the blocks with the weights of step t - 1)."""
     rule = {"name": "dfa", "projection": "per_block"}
     stale, _ = run(config("stale_error", rule))
     experiment = experiment_for(config("stale_error", rule), False)
     stack, locals_ = experiment.stack, experiment.locals
     opt = torch.optim.SGD(stack.parameters(), lr=0.1, momentum=0.9)
     errors: list[torch.Tensor] = []
+    copies: list[nn.Module] = []
     data = batches(experiment)
     for t, batch in enumerate(data):
         opt.zero_grad()
+        copies.append(frozen_copy(stack.blocks[:2]))
         with torch.no_grad():
             x = stack.forward_range(batch.x, 0, 2)
         (_, h2), (_, logits) = forward_blocks(list(stack.blocks[2:]), 2, x, False)
@@ -99,10 +117,11 @@ def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:
         loss.backward()
         h2.backward(locals_[2].signal(locals_[2].project(error, locals_[2].end)))  # type: ignore[union-attr]
         if t >= 1:
-            pairs = forward_blocks(list(stack.blocks[:2]), 0, data[t - 1].x, False)
+            pairs = forward_blocks(list(copies[t - 1]), 0, data[t - 1].x, False)
             for k, (_, h) in enumerate(pairs):
                 local = locals_[k]
                 h.backward(local.signal(local.project(errors[t - 1], local.end)))  # type: ignore[union-attr]
+            add_grads(stack.blocks[:2], copies[t - 1])
         opt.step()
     assert_equal(stale, stack.state_dict(), exact=True)
 
@@ -110,25 +129,27 @@ def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:
 def test_stale_overlap_is_a_hand_written_late_overlap_reference() -> None:
     """By hand, 2 stages (blocks 0, 1 | 2, 3): every block learns from its own loss at once
     (the library's ``backward_blocks``, within a stage); block 1 also learns, at step t,
-    from the gradient block 2 sent at step t - 1, through block 1 re-run on its input of
-    step t - 1 with the weights of step t."""
+    from the gradient block 2 sent at step t - 1, through block 1's forward pass of step
+    t - 1 (a copy with the weights of step t - 1)."""
     stale, _ = run(config("stale_overlap", OVERLAP))
     experiment = experiment_for(config("stale_overlap", OVERLAP), False)
     stack, rule, locals_ = experiment.stack, experiment.rule, experiment.locals
     params = [*stack.parameters(), *experiment.locals_container.parameters()]
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
-    sent: list[tuple[torch.Tensor, torch.Tensor]] = []  # (block 1's input, dL_2/dh_1)
+    sent: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # block 1, input, dL_2/dh_1
     for t, batch in enumerate(batches(experiment)):
         opt.zero_grad()
+        copy = frozen_copy(stack.blocks[1])
         lower = forward_blocks(list(stack.blocks[:2]), 0, batch.x, True)
         backward_blocks(rule, locals_, lower, 0, 4, batch, t, 0)
         upper = forward_blocks(list(stack.blocks[2:]), 2, lower[-1][1], True)
         result = backward_blocks(rule, locals_, upper, 2, 4, batch, t, 0)
         assert result.grad_below is not None
         if t >= 1:
-            x_in, grad = sent[t - 1]
-            stack.blocks[1](x_in).backward(grad)
-        sent.append((lower[-1][0].detach(), result.grad_below))
+            block, x_in, grad = sent[t - 1]
+            block(x_in).backward(grad)
+            add_grads(stack.blocks[1], block)
+        sent.append((copy, lower[-1][0].detach(), result.grad_below))
         opt.step()
     assert_equal(stale, stack.state_dict(), exact=True)
 
@@ -147,7 +168,11 @@ def test_checkpoint_mid_run_resumes_bitwise(schedule: str, rule: dict[str, Any])
         torch.save(stepper.state_dict(), buffer)
         saved.append(buffer.getvalue())
     pending = [torch.load(io.BytesIO(s)) for s in saved]
-    assert [(len(p["in_flight"]), p["arrived"]) for p in pending] == [(2, 2), (2, 2), (0, 0)]
+    assert [(len(p["in_flight"]), len(p["weights"]), p["arrived"]) for p in pending] == [
+        (2, 2, 2),
+        (2, 2, 2),
+        (0, 0, 0),
+    ]
     resumed = make_steppers(cfg, boundaries)
     for stepper, state in zip(resumed, saved, strict=True):
         stepper.load_state_dict(torch.load(io.BytesIO(state)))

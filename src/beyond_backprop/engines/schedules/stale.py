@@ -4,18 +4,20 @@ gradient).
 
 The stage that sends the signal sends it in the step it belongs to, without waiting for
 anyone. A stage that learns from it keeps, for every step it has run but not learned from
-yet, the input of the blocks that learn late (``in_flight``); at step t it receives the
+yet, the graph of the blocks that learn late (``in_flight``); at step t it receives the
 signal of step t - s (sent s steps ago, so with s >= 1 it never waits for a signal of the
-current step), re-runs those blocks on the input it kept for step t - s with its current
-weights and learns from the signal in step t's optimizer step. The re-run is needed because
-the optimizer has updated the weights in place since step t - s, so that step's graph cannot
-be back-propagated any more; it is not a new batch, so BatchNorm's running statistics are
-restored after it. Checkpoints hold the inputs in flight and the signals already received;
-``settle`` receives every signal already sent (the senders sent them at their steps), so the
-state saved is that of a step boundary and a resumed run goes on bitwise. Every step, the
-top learning block of a stage below the top logs the term ``staleness``: s, also in the
-first s steps, when nothing is due yet (so the logged means are s exactly); the top stage,
-which learns from the current batch, logs 0.
+current step) and back-propagates it through the graph of step t - s, in step t's optimizer
+step. That graph holds its own copies of the weights it read (``weights_kept``): the
+optimizer updates the weights in place, and the late backward pass goes through the weights
+of the forward pass, as pipeline-parallel back-propagation with stale weights does, so no
+block is run twice. Checkpoints cannot hold a graph: they hold, per step in flight, the
+blocks' input and their weights at that step, and a resumed run rebuilds the graphs from
+them (the same operations on the same values: bitwise the graph it replaces, BatchNorm's
+running statistics left as they were; random layers draw new masks). ``settle`` receives
+every signal already sent (the senders sent them at their steps), so the state saved is
+that of a step boundary. Every step, the top learning block of a stage below the top logs
+the term ``staleness``: s, also in the first s steps, when nothing is due yet (so the
+logged means are s exactly); the top stage, which learns from the current batch, logs 0.
 """
 
 from __future__ import annotations
@@ -29,15 +31,31 @@ import torch
 from torch import nn
 
 from beyond_backprop.engines.schedules.base import Schedule
-from beyond_backprop.engines.stage import Terms
-from beyond_backprop.engines.step import Late
+from beyond_backprop.engines.stage import Pairs, Terms
+from beyond_backprop.engines.step import Late, forward_blocks
 from beyond_backprop.rules.base import Batch
 
 
 @contextmanager
+def weights_kept(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """The graph recorded inside saves copies of the ``modules``' parameters it reads (and of
+    views of them), so it can be back-propagated after the optimizer updated them in place:
+    a late backward pass goes through the weights of its forward pass."""
+    storages = {p.untyped_storage().data_ptr() for m in modules for p in m.parameters()}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.untyped_storage().data_ptr() in storages:
+            return tensor.detach().clone()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield
+
+
+@contextmanager
 def kept_statistics(modules: Sequence[nn.Module]) -> Iterator[None]:
-    """Re-running blocks on an input they have seen is not a new batch: BatchNorm's running
-    statistics are restored on exit (after the backward pass, which may still read them)."""
+    """Rebuilding a graph from a checkpoint is not a new batch: BatchNorm's running
+    statistics are restored on exit."""
     buffers = [b for m in modules for b in m.buffers()]
     saved = [b.clone() for b in buffers]
     try:
@@ -48,6 +66,22 @@ def kept_statistics(modules: Sequence[nn.Module]) -> Iterator[None]:
                 buffer.copy_(value)
 
 
+@contextmanager
+def weights_of(modules: Sequence[nn.Module], values: Sequence[torch.Tensor]) -> Iterator[None]:
+    """The ``modules``' parameters hold ``values`` inside (their own values again on exit)."""
+    params = [p for m in modules for p in m.parameters()]
+    own = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for param, value in zip(params, values, strict=True):
+            param.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for param, value in zip(params, own, strict=True):
+                param.copy_(value)
+
+
 class StaleSignals(Schedule):
     """Steps in flight whose signal from ``source`` is applied ``engine.staleness`` steps late."""
 
@@ -56,6 +90,10 @@ class StaleSignals(Schedule):
         self.staleness = self.config.engine.staleness
         self.in_flight: deque[Late] = deque()
         """The steps this stage has run but not learned from yet, oldest first."""
+        self.graphs: deque[Pairs] = deque()
+        """Their blocks' (input, output) pairs, whose graphs the late signal goes through."""
+        self.weights: deque[list[torch.Tensor]] = deque()
+        """Their blocks' parameters at the forward pass (what a checkpoint rebuilds from)."""
         self.arrived = 0
         """How many of the oldest steps in flight have their signal in ``inbox`` (a signal
         may be empty, so this count, not the inbox, says so)."""
@@ -65,19 +103,28 @@ class StaleSignals(Schedule):
         """The rank that sends this stage its late signal."""
         raise NotImplementedError
 
-    def keep(self, block: int, x_in: torch.Tensor, batch: Batch, step: int, epoch: int) -> None:
-        """Keep step ``step``'s input of ``block`` (the lowest block that learns late)."""
-        x_in = x_in.detach()
-        self.in_flight.append(Late(block, step, epoch, x_in, x_in.new_empty(0), batch.x, batch.y))
+    def late_modules(self, late: Late) -> list[nn.Module]:
+        """The blocks that learn late, from block ``late.block``."""
+        raise NotImplementedError
 
-    def due(self) -> Late | None:
-        """The oldest step in flight with its signal, once it is ``staleness`` steps old
-        (None in the first steps of training, before any signal is due)."""
+    def keep(self, pairs: Pairs, first: int, batch: Batch, step: int, epoch: int) -> None:
+        """Keep step ``step``'s graph of the blocks that learn late (from block ``first``)."""
+        x_in = pairs[0][0].detach()
+        late = Late(first, step, epoch, x_in, x_in.new_empty(0), batch.x, batch.y)
+        self.in_flight.append(late)
+        self.graphs.append(pairs)
+        modules = self.late_modules(late)
+        self.weights.append([p.detach().clone() for m in modules for p in m.parameters()])
+
+    def due(self) -> tuple[Late, Pairs] | None:
+        """The oldest step in flight with its signal and its graph, once it is ``staleness``
+        steps old (None in the first steps of training, before any signal is due)."""
         if len(self.in_flight) <= self.staleness:
             return None
         self._receive(1)
         self.arrived -= 1
-        return self.in_flight.popleft()
+        self.weights.popleft()
+        return self.in_flight.popleft(), self.graphs.popleft()
 
     def logged(self, terms: Terms, staleness: int) -> Terms:
         """``terms`` with the staleness of the signal that the stage's top learning block
@@ -101,14 +148,26 @@ class StaleSignals(Schedule):
     def close(self) -> None:
         self._receive(len(self.in_flight))  # training is over: these are never learned from
         self.in_flight.clear()
+        self.graphs.clear()
+        self.weights.clear()
         self.arrived = 0
         super().close()
 
     def state_dict(self) -> dict[str, Any]:
         in_flight = [late.state_dict() for late in self.in_flight]
-        return {"in_flight": in_flight, "arrived": self.arrived}
+        return {"in_flight": in_flight, "weights": list(self.weights), "arrived": self.arrived}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = next(self.stage.stack.parameters()).device  # checkpoints load on the CPU
         self.in_flight = deque(Late.on(device, late) for late in state.get("in_flight", []))
+        self.weights = deque([w.to(device) for w in ws] for ws in state.get("weights", []))
+        self.graphs = deque(self._rebuilt(late, ws) for late, ws in zip(
+            self.in_flight, self.weights, strict=True))  # fmt: skip
         self.arrived = int(state.get("arrived", 0))
+
+    def _rebuilt(self, late: Late, weights: list[torch.Tensor]) -> Pairs:
+        """The graph of step ``late.step``: its blocks re-run on its input with its weights."""
+        modules = self.late_modules(late)
+        needs_input_grad = self.stage.rule.wiring.needs_input_grad
+        with weights_of(modules, weights), kept_statistics(modules), weights_kept(modules):
+            return forward_blocks(modules, late.block, late.x_in, needs_input_grad)

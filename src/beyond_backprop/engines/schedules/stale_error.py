@@ -4,28 +4,29 @@ error of the current step.
 DFA sends every hidden block the output error e through a fixed matrix, so a block needs
 nothing from the blocks between it and the top: only e. Under ``naive`` a lower stage still
 waits every step for the e of the batch it has just sent up. Here a stage below the top runs
-its blocks forward on batch t without a graph, sends the output up and goes on; it learns at
-step t from the e of batch t - s (s = ``engine.staleness``), which the top stage broadcast at
-step t - s, applied to its blocks re-run on the input it kept for step t - s (``stale``: the
-re-run, the kept inputs and the checkpoints). The top stage computes e of the current batch,
-learns from it at once and sends it straight to every lower stage, as under ``naive``. The
-staleness is logged as the term ``staleness`` of each stage's top block (``stale``).
+its blocks forward on batch t, sends the output up and goes on, keeping the graph; it learns
+at step t from the e of batch t - s (s = ``engine.staleness``), which the top stage broadcast
+at step t - s, back-propagated through the graph of step t - s (``stale``: the graphs in
+flight, the weights they keep and the checkpoints). So no block runs twice. The top stage
+computes e of the current batch, learns from it at once and sends it straight to every lower
+stage, as under ``naive``. The staleness is logged as the term ``staleness`` of each stage's
+top block (``stale``).
 
-Deviations: Nøkland's updates use the error of the same batch; here a lower block learns
-from the error of batch t - s on that batch's input, with the weights of step t (the
-optimizer updated the weights in place, so the graph of step t - s cannot be reused). With
-s = 0 this is ``naive`` exactly (tested bitwise); the rule's objective for a late block sees
-the batch's inputs and targets, not its extra views.
+Deviations: Nøkland's updates use the error of the same batch; here a lower block learns,
+in step t's update, from the error of batch t - s through its forward pass of that batch
+(the weights of step t - s), as in pipeline-parallel training with stale weights. With s = 0
+this is ``naive`` exactly (tested bitwise); the rule's objective for a late block sees the
+batch's inputs and targets, not its extra views.
 """
 
 from __future__ import annotations
 
-import torch
+from torch import nn
 
 from beyond_backprop.engines.schedules.registry import register_schedule
-from beyond_backprop.engines.schedules.stale import StaleSignals, kept_statistics
-from beyond_backprop.engines.stage import Terms
-from beyond_backprop.engines.step import Late, forward_blocks
+from beyond_backprop.engines.schedules.stale import StaleSignals, weights_kept
+from beyond_backprop.engines.stage import Pairs, Terms
+from beyond_backprop.engines.step import Late
 from beyond_backprop.rules.base import Batch, Wiring
 
 
@@ -54,23 +55,22 @@ class StaleError(StaleSignals):
                 if stage.partition[rank].stop > stage.active.start:
                     stage.channel.send_named(down, rank)
             return self.logged(terms, 0)
-        with torch.no_grad():  # the graph is rebuilt when the error comes (see _learn)
+        first = max(stage.blocks.start, stage.active.start)
+        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])):
             pairs = stage.forward(batch.x, batch)
         if not stage.learns:
             return {}
-        first = max(stage.blocks.start, stage.active.start)
-        self.keep(first, pairs[0][0], batch, step, epoch)
-        late = self.due()
-        terms = {} if late is None else self._learn(late)
+        self.keep(pairs, first, batch, step, epoch)
+        due = self.due()
+        terms = {} if due is None else self._learn(*due)
         return self.logged(terms, self.staleness)
 
-    def _learn(self, late: Late) -> Terms:
-        """The stage's learning blocks, re-run on step ``late.step``'s input with the current
-        weights, learn from that step's error."""
-        stage, first = self.stage, late.block
-        modules = list(stage.stack.blocks[first : stage.blocks.stop])
-        with kept_statistics(modules):
-            pairs = forward_blocks(modules, first, late.x_in, stage.rule.wiring.needs_input_grad)
-            batch = Batch(late.x, late.y)
-            terms, _ = stage.backward(pairs, batch, late.step, late.epoch, late.inbox)
+    def late_modules(self, late: Late) -> list[nn.Module]:
+        return list(self.stage.stack.blocks[late.block : self.stage.blocks.stop])
+
+    def _learn(self, late: Late, pairs: Pairs) -> Terms:
+        """The stage's learning blocks learn from step ``late.step``'s error, through that
+        step's graph."""
+        batch = Batch(late.x, late.y)
+        terms, _ = self.stage.backward(pairs, batch, late.step, late.epoch, late.inbox)
         return terms

@@ -5,18 +5,18 @@ Under the overlap wiring the top block of a stage learns from its own local loss
 loss of the block above, whose gradient comes down one block and stops there
 (``engines/step.py``). Under ``naive`` a stage waits every step for that gradient before it
 updates. Here every stage runs batch t forward and back-propagates its blocks' own losses at
-once, sends what its lowest block back-propagated down and goes on; its top block learns
-from the gradient of batch t - s (s = ``engine.staleness``), which the stage above sent at
-step t - s, re-run on the input it kept for step t - s with the current weights (``stale``:
-the re-run, the kept inputs and the checkpoints), in step t's optimizer step; that gradient
-reaches the block's parameters only, never its input. The staleness is logged as the term
-``staleness`` of each stage's top block (0 on the top stage, which nothing overlaps).
+once, sends what its lowest block back-propagated down and goes on, keeping its top block's
+graph; that block learns from the gradient of batch t - s (s = ``engine.staleness``), which
+the stage above sent at step t - s, back-propagated through the graph of step t - s
+(``stale``: the graphs in flight, the weights they keep and the checkpoints), in step t's
+optimizer step; that gradient reaches the block's parameters only, never its input, and no
+block runs twice. The staleness is logged as the term ``staleness`` of each stage's top
+block (0 on the top stage, which nothing overlaps).
 
-Deviations: in the papers the overlapping gradient is that of the same batch, through the
-same weights; here it is that of batch t - s, applied to the block re-run on that batch's
-input with the weights of step t (the optimizer updated the weights in place, so the graph
-of step t - s cannot be reused), like DNI's late targets under ``decoupled``. With s = 0
-this is ``naive`` exactly (tested bitwise). A stage's top block must learn from its own loss
+Deviations: in the papers the overlapping gradient is that of the same batch; here it is
+that of batch t - s, through the block's forward pass of that batch (the weights of step
+t - s), like DNI's late targets under ``decoupled``. With s = 0 this is ``naive`` exactly
+(tested bitwise). A stage's top block must learn from its own loss
 at once: a stage boundary inside a chunk of several blocks (back-propagation within the
 chunk) is refused.
 """
@@ -24,10 +24,11 @@ chunk) is refused.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from beyond_backprop.engines.device import block_autocast, current_loss_scale
+from beyond_backprop.engines.device import current_loss_scale
 from beyond_backprop.engines.schedules.registry import register_schedule
-from beyond_backprop.engines.schedules.stale import StaleSignals, kept_statistics
+from beyond_backprop.engines.schedules.stale import StaleSignals, weights_kept
 from beyond_backprop.engines.stage import Pairs, Terms
 from beyond_backprop.engines.step import Late
 from beyond_backprop.errors import WiringError
@@ -52,24 +53,30 @@ class StaleOverlap(StaleSignals):
         stage = self.stage
         if not stage.runs:
             return {}
-        pairs = stage.forward(batch.x, batch)
-        terms, down = self._own_losses(pairs, batch, step, epoch)
+        keeps = stage.learns and not stage.top
+        top = stage.blocks.stop - 1
+        with weights_kept([stage.stack.blocks[top]] if keeps else []):
+            pairs = stage.forward(batch.x, batch)
+        terms, down = self._own_losses(pairs, batch, step, epoch, retain_graph=keeps)
         if stage.below_learns:
             stage.channel.send_named(down, stage.rank - 1)
-        if stage.top or not stage.learns:
+        if not keeps:
             return self.logged(terms, 0) if stage.learns else terms
-        self.keep(stage.blocks.stop - 1, pairs[-1][0], batch, step, epoch)
-        late = self.due()
-        if late is not None:
-            self._learn(late)
+        self.keep(pairs[-1:], top, batch, step, epoch)
+        due = self.due()
+        if due is not None:
+            self._learn(*due)
         return self.logged(terms, self.staleness)
 
+    def late_modules(self, late: Late) -> list[nn.Module]:
+        return [self.stage.stack.blocks[late.block]]
+
     def _own_losses(
-        self, pairs: Pairs, batch: Batch, step: int, epoch: int
+        self, pairs: Pairs, batch: Batch, step: int, epoch: int, retain_graph: bool
     ) -> tuple[Terms, dict[str, torch.Tensor]]:
         """Every learning block's own objective, with nothing from above (it comes late)."""
         try:
-            return self.stage.backward(pairs, batch, step, epoch, {})
+            return self.stage.backward(pairs, batch, step, epoch, {}, retain_graph=retain_graph)
         except KeyError as missing:
             if missing.args != ("grad",):
                 raise
@@ -80,15 +87,12 @@ class StaleOverlap(StaleSignals):
                 "chunk of blocks?): put engine.boundaries at chunk boundaries, or use naive"
             ) from None
 
-    def _learn(self, late: Late) -> None:
-        """The top block, re-run on step ``late.step``'s input with the current weights,
-        accumulates the gradient the stage above sent for that step into its parameters (the
-        kept input needs no gradient, so nothing goes further down)."""
+    def _learn(self, late: Late, pairs: Pairs) -> None:
+        """The top block accumulates the gradient the stage above sent for step ``late.step``
+        into its parameters, through that step's graph (not into its input)."""
         k = late.block
-        block = self.stage.stack.blocks[k]
-        with kept_statistics([block]):
-            with block_autocast():
-                h_out = block(late.x_in)
-            grad = late.inbox["grad"]
-            scale = current_loss_scale(k)  # fp16: block k's losses are scaled by its scale
-            h_out.backward(grad if scale == 1.0 else grad * scale)
+        ((_, h_out),) = pairs
+        grad = late.inbox["grad"]
+        scale = current_loss_scale(k)  # fp16: block k's losses are scaled by its scale
+        params = list(self.stage.stack.blocks[k].parameters())
+        torch.autograd.backward(h_out, grad if scale == 1.0 else grad * scale, inputs=params)
