@@ -1,0 +1,77 @@
+"""PyTorch's pipeline schedules (``pp_*``) on 2 spawned ranks against one-process
+back-propagation of the batch's mean loss (the LocalEngine's ``naive``, same seed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from beyond_backprop.config import ExperimentConfig
+from beyond_backprop.engines.schedules import check_experiment_schedule, schedule_names
+from beyond_backprop.errors import WiringError
+from beyond_backprop.experiment import build_experiment
+from tests.helpers import tiny_config
+from tests.integration.staged_harness import spawn, train_local, train_staged
+from tests.integration.test_staged import assert_states, ok
+
+PP = [name for name in schedule_names(staged=True) if name.startswith("pp_")]
+
+
+def config(schedule: str, rule: dict[str, Any] | None = None, **engine: Any) -> ExperimentConfig:
+    return tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16, 16]},  # 4 blocks: 2 ranks x 2 stages fit
+        rule=rule or {"name": "backprop"},
+        engine={"stages": 2, "schedule": schedule, "threads": 1, "microbatches": 4, **engine},
+        train={"epochs": 1, "max_steps": 3},
+        optim={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    )
+
+
+def test_every_pytorch_schedule_is_registered() -> None:
+    assert PP == ["pp_1f1b", "pp_gpipe", "pp_interleaved_1f1b", "pp_looped_bfs",
+                  "pp_zbv", "pp_zero_bubble"]  # fmt: skip
+
+
+@pytest.mark.parametrize("schedule", PP)
+def test_backprop_equals_one_process_backprop_of_the_mean_loss(
+    tmp_path: Path, schedule: str
+) -> None:
+    cfg = config(schedule)
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [2]))
+    local = train_local(cfg, False)
+    assert_states(staged["stack"], local["stack"], exact=False)
+    initial = build_experiment(cfg).stack.state_dict()
+    assert all(not torch.equal(initial[k], local["stack"][k]) for k in initial)  # all moved
+
+
+@pytest.mark.parametrize("schedule", ["pp_1f1b", "pp_zero_bubble", "pp_zbv"])
+def test_feedback_alignment_equals_one_process(tmp_path: Path, schedule: str) -> None:
+    # fa's layers are autograd Functions; the zero-bubble schedules split their backward
+    cfg = config(schedule, rule={"name": "fa"})
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [2]))
+    assert_states(staged["stack"], train_local(cfg, False)["stack"], exact=False)
+
+
+def test_the_loss_is_the_rules_own_with_label_smoothing(tmp_path: Path) -> None:
+    cfg = config("pp_gpipe", rule={"name": "backprop", "label_smoothing": 0.2})
+    staged = ok(spawn(tmp_path, train_staged, cfg, False, [2]))
+    assert_states(staged["stack"], train_local(cfg, False)["stack"], exact=False)
+
+
+def test_microbatches_that_do_not_split_the_batch_are_refused() -> None:
+    with pytest.raises(WiringError) as error:
+        check_experiment_schedule(build_experiment(config("pp_1f1b", microbatches=3)))
+    assert str(error.value) == (
+        "engine.microbatches: 3 does not split the batches (32 rows) into equal micro-batches, "
+        "as 'pp_1f1b' needs; valid: 1, 2, 4, 8, 16, 32"
+    )
+
+
+def test_a_rule_with_local_modules_below_the_top_is_refused() -> None:
+    experiment = build_experiment(config("pp_gpipe"))
+    experiment.locals[0] = torch.nn.Linear(2, 2)  # as an auxiliary head would be
+    with pytest.raises(WiringError, match=r"^engine.schedule: 'pp_gpipe' back-propagates"):
+        check_experiment_schedule(experiment)
