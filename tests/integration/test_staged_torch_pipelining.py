@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from beyond_backprop.config import ExperimentConfig
-from beyond_backprop.engines.schedules import check_experiment_schedule, schedule_names
+from beyond_backprop.config.engine import EngineConfig
+from beyond_backprop.engines.channel import FakeNetwork
+from beyond_backprop.engines.schedules import (
+    check_experiment_schedule,
+    check_schedule,
+    schedule_names,
+)
+from beyond_backprop.engines.staged import StagedStep
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import build_experiment
+from beyond_backprop.rules.registry import default_wirings
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import spawn, train_local, train_staged
 from tests.integration.test_staged import assert_states, ok
@@ -80,3 +88,23 @@ def test_a_rule_with_local_modules_below_the_top_is_refused() -> None:
     experiment.locals[0] = torch.nn.Linear(2, 2)  # as an auxiliary head would be
     with pytest.raises(WiringError, match=r"^engine.schedule: 'pp_gpipe' back-propagates"):
         check_experiment_schedule(experiment)
+
+
+def test_a_rule_without_gradient_wiring_is_refused_naming_the_valid_schedules() -> None:
+    rules = default_wirings()
+    engine = EngineConfig(stages=2, schedule="pp_1f1b")
+    message = check_schedule(engine, "dgl", rules["dgl"], rules)
+    assert message is not None
+    assert message.startswith("engine.schedule: 'pp_1f1b' serves wirings with backward 'gradient'")
+    assert "schedules for 'dgl': async, naive, pipelined" in message
+
+
+def test_two_stages_per_rank_need_twice_as_many_blocks_as_ranks() -> None:
+    cfg = tiny_config(engine={"stages": 2, "schedule": "pp_zbv"})  # mlp of 3 blocks
+    network = FakeNetwork(2)
+    with pytest.raises(WiringError) as error:
+        StagedStep(build_experiment(cfg), [1], rank=0, world_size=2, channel=network.channel(0))
+    assert str(error.value) == (
+        "engine.schedule: 'pp_zbv' places 2 stages on each of 2 ranks, so it needs at least 4 "
+        "blocks; this stack has 3"
+    )

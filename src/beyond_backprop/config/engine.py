@@ -60,8 +60,9 @@ class EngineConfig:
     """What each stage does in a step (``docs/engines.md``). One process: ``naive`` (every
     block in order on every batch) or ``async`` (DGL's replay buffers, simulated with a seeded
     update order). Several stages: ``naive`` (one batch in flight), ``pipelined``, ``gpipe``,
-    ``async``, ``decoupled``. The valid values depend on ``stages`` and on the rule's wiring
-    (checked before training starts)."""
+    ``async``, ``decoupled``, and PyTorch's pipeline schedules ``pp_gpipe``, ``pp_1f1b``,
+    ``pp_looped_bfs``, ``pp_interleaved_1f1b``, ``pp_zero_bubble``, ``pp_zbv``. The valid
+    values depend on ``stages`` and on the rule's wiring (checked before training starts)."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (per process when staged); None: torch's default."""
     device: str = "auto"
@@ -76,7 +77,7 @@ class EngineConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
-    """``gpipe``: micro-batches per batch."""
+    """``gpipe`` and the ``pp_*`` schedules: micro-batches per batch."""
     boundaries: tuple[int, ...] | None = None
     """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
     balances the stages by measured per-block cost."""
