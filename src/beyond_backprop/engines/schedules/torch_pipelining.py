@@ -89,6 +89,13 @@ class TorchPipeline(Schedule):
                 f"engine.schedule: {name!r} trains every block at once, but rule "
                 f"{config.rule.name!r} trains some blocks only; valid for it: gpipe, naive"
             )
+        wanted = config.engine.stages * cls.stages_per_rank
+        if wanted > blocks:
+            return (
+                f"engine.schedule: {name!r} places {cls.stages_per_rank} stages on each of "
+                f"{config.engine.stages} ranks, so it needs at least {wanted} blocks; this "
+                f"stack has {blocks}"
+            )
         if config.engine.precision == "fp16":
             return (
                 f"engine.precision: 'fp16' does not fit {name!r} (one pipeline loss, no "
