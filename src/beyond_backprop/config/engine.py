@@ -60,8 +60,10 @@ class EngineConfig:
     """What each stage does in a step (``docs/engines.md``). One process: ``naive`` (every
     block in order on every batch) or ``async`` (DGL's replay buffers, simulated with a seeded
     update order). Several stages: ``naive`` (one batch in flight), ``pipelined``, ``gpipe``,
-    ``async``, ``decoupled``. The valid values depend on ``stages`` and on the rule's wiring
-    (checked before training starts)."""
+    ``async``, ``decoupled``, ``delayed``, ``stale_error``, ``stale_overlap``, and PyTorch's
+    pipeline schedules ``pp_gpipe``, ``pp_1f1b``, ``pp_looped_bfs``, ``pp_interleaved_1f1b``,
+    ``pp_zero_bubble``, ``pp_zbv``. The valid values depend on ``stages`` and on the rule's
+    wiring (checked before training starts)."""
     threads: int | None = None
     """``torch.set_num_threads`` for the run (per process when staged); None: torch's default."""
     device: str = "auto"
@@ -76,7 +78,7 @@ class EngineConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
-    """``gpipe``: micro-batches per batch."""
+    """``gpipe`` and the ``pp_*`` schedules: micro-batches per batch."""
     staleness: int = 1
     """``stale_error`` and ``stale_overlap``: a stage learns from the signal of the stage above
     (DFA's output error, the overlap's one-block gradient) this many steps late, so it never

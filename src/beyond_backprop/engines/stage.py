@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -36,6 +36,10 @@ class Stage:
     locals: list[nn.Module | None]
     channel: Channel
     partition: list[range]
+    """Every stage's blocks, in pipeline order (one per rank, unless the schedule places
+    several on each rank: then ``blocks`` is this rank's first and ``ranks`` places them)."""
+    ranks: list[int] = field(default_factory=list)
+    """The rank holding each stage of ``partition`` (empty: stage r on rank r)."""
     active: range = range(0)
     """The blocks that learn in this step (all stages agree: it is a function of the epoch)."""
 

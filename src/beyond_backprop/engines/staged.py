@@ -1,6 +1,8 @@
 """``StagedStep``: this rank's stage of a staged run, on ``torch.distributed``.
 
-Each rank owns a contiguous range of blocks (a stage), their local modules and optimizers.
+Each rank owns a contiguous range of blocks (a stage), their local modules and optimizers;
+under a schedule that places several stages on each rank (``Schedule.stages_per_rank``,
+interleaved pipelines) it owns several ranges, placed by the schedule's ``rank_of``.
 Every rank builds the same experiment from the same seed and draws the same batch order, so
 only activations and learning signals cross processes (``engines.channel``); what a stage
 does in a step is its schedule (``engines.schedules``). Evaluation gathers the parameters on
@@ -56,19 +58,44 @@ class StagedStep:
         self.world_size = dist.get_world_size() if world_size is None else world_size
         check_experiment_schedule(experiment)
         stack = experiment.stack
-        self.partition = stack.partition(boundaries) if boundaries else [range(len(stack))]
-        if len(self.partition) != self.world_size:
-            raise WiringError(f"{len(self.partition)} stages for {self.world_size} processes")
-        self.owned = self.partition[self.rank]
+        name = experiment.config.engine.schedule
+        cls = schedule_class(name, staged=True)
+        self.partition = self._stages(boundaries, cls.stages_per_rank)
+        self.ranks = [cls.rank_of(s, self.world_size) for s in range(len(self.partition))]
+        """The rank holding each stage of ``partition`` (stage r on rank r, unless the
+        schedule places several stages on each rank)."""
+        self.owned = self.blocks_of(self.rank)
         self.num_blocks = len(stack)
         self.optimizers = block_optimizers(experiment)
+        first = self.ranks.index(self.rank)
         self.stage = Stage(
-            self.rank, self.world_size, self.owned, stack, experiment.rule, experiment.locals,
-            channel or DistChannel(self.rank, experiment.device), self.partition,
+            self.rank, self.world_size, self.partition[first], stack, experiment.rule,
+            experiment.locals, channel or DistChannel(self.rank, experiment.device),
+            self.partition, self.ranks,
         )  # fmt: skip
-        name = experiment.config.engine.schedule
-        self.schedule = schedule_class(name, staged=True)(self.stage, experiment.config)
+        self.schedule = cls(self.stage, experiment.config)
         self.figures: dict[tuple[int | None, str], float] = {}
+
+    def _stages(self, boundaries: list[int], per_rank: int) -> list[range]:
+        """The pipeline's stages: ``boundaries`` split the stack into them; a schedule with
+        several stages per rank given one per rank splits the stack evenly instead."""
+        stack, wanted = self.exp.stack, self.world_size * per_rank
+        stages = stack.partition(boundaries) if boundaries else [range(len(stack))]
+        if per_rank > 1 and len(stages) == self.world_size:
+            if wanted > len(stack):
+                raise WiringError(
+                    f"engine.schedule: {self.exp.config.engine.schedule!r} places {per_rank} "
+                    f"stages on each of {self.world_size} ranks, so it needs at least {wanted} "
+                    f"blocks; this stack has {len(stack)}"
+                )
+            stages = stack.partition(wanted)
+        if len(stages) != wanted:
+            raise WiringError(f"{len(stages)} stages for {self.world_size} processes")
+        return stages
+
+    def blocks_of(self, rank: int) -> list[int]:
+        """The blocks ``rank`` holds, stage by stage."""
+        return [k for s, r in enumerate(self.ranks) if r == rank for k in self.partition[s]]
 
     def trace(self) -> None:
         """Record every blocked receive (``channel.waits``)."""
@@ -113,14 +140,14 @@ class StagedStep:
         channel = self.stage.channel
         if self.rank == 0:
             for rank in range(1, self.world_size):
-                for tensor in self._owned_tensors(self.partition[rank]):
+                for tensor in self._owned_tensors(self.blocks_of(rank)):
                     tensor.copy_(channel.recv_required(rank))
         else:
             for tensor in self._owned_tensors(self.owned):
                 channel.send(tensor, 0)
             channel.flush()
 
-    def _owned_tensors(self, blocks: range) -> list[torch.Tensor]:
+    def _owned_tensors(self, blocks: list[int]) -> list[torch.Tensor]:
         tensors: list[torch.Tensor] = []
         for k in blocks:
             tensors.extend(self.exp.stack.blocks[k].state_dict().values())
@@ -149,5 +176,6 @@ class StagedStep:
             "rank": self.rank,
             "world_size": self.world_size,
             "stages": [[r.start, r.stop] for r in self.partition],
+            "stage_ranks": self.ranks,
             "schedule": self.exp.config.engine.schedule,
         }

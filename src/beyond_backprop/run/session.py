@@ -21,6 +21,7 @@ from beyond_backprop.engines.local import LocalEngine, StageEngine
 from beyond_backprop.engines.partition import balanced_boundaries, measure_block_costs
 from beyond_backprop.engines.process_group import local_rank
 from beyond_backprop.engines.recorder import Progress
+from beyond_backprop.engines.schedules import schedule_class, schedule_names
 from beyond_backprop.engines.trainer import Trainer
 from beyond_backprop.errors import ConfigError
 from beyond_backprop.experiment import Experiment, build_experiment
@@ -164,8 +165,14 @@ def _engine(
         boundaries = list(config.engine.boundaries)
     else:  # rank 0 balances measured costs for all
         x = experiment.data.train.x[: config.data.batch_size]
+        # an interleaved schedule holds several stages per rank; too few blocks for them is
+        # refused by the engine, which names the schedule
+        name = config.engine.schedule  # an unknown name is refused by the engine
+        per_rank = schedule_class(name, True).stages_per_rank if name in schedule_names(True) else 1
+        stages = group.world_size * per_rank
+        stages = stages if stages <= len(experiment.stack) else group.world_size
         boundaries = group.share(
-            lambda: balanced_boundaries(measure_block_costs(experiment.stack, x), group.world_size)
+            lambda: balanced_boundaries(measure_block_costs(experiment.stack, x), stages)
         )
         log.info("stage boundaries %s (balanced by measured block costs)", boundaries)
     return StageEngine(experiment, boundaries, progress=progress if group.rank == 0 else None,

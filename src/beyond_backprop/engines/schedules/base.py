@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from beyond_backprop.config.schema import ExperimentConfig
 from beyond_backprop.engines.stage import Stage, Terms
+from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch, Wiring
 
 
@@ -25,6 +26,9 @@ class Schedule:
 
     serves_what: ClassVar[str] = "any wiring"
     """The wirings it serves, in words (error messages name it)."""
+    stages_per_rank: ClassVar[int] = 1
+    """Pipeline stages each rank holds (interleaved schedules: several block ranges, each a
+    "virtual" stage, placed by ``rank_of``)."""
 
     def __init__(self, stage: Stage, config: ExperimentConfig) -> None:
         self.stage = stage
@@ -34,6 +38,18 @@ class Schedule:
     def serves(cls, wiring: Wiring) -> bool:
         """Whether this schedule can train a rule with ``wiring``."""
         return True
+
+    @classmethod
+    def rank_of(cls, stage: int, world_size: int) -> int:
+        """The rank that holds pipeline stage ``stage`` (default: stage s on rank s mod K)."""
+        return stage % world_size
+
+    @classmethod
+    def refuses(cls, experiment: Experiment) -> str | None:
+        """Why this schedule cannot train ``experiment`` beyond its wiring (an option or a
+        rule's modules that do not fit), as one line naming key, value and valid choices;
+        None when it can (default)."""
+        return None
 
     def run(self, batch: Batch, step: int, epoch: int) -> Terms:
         """This stage's part of one step, before the optimizers of its blocks step."""
