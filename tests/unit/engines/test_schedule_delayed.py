@@ -126,7 +126,7 @@ def test_stage_k_learns_from_the_gradient_of_k_stages_above_steps_ago(
     world = len(steppers)
     for rank, stepper in enumerate(steppers):
         delay = world - rank - 1
-        top_block = stepper.owned.stop - 1
+        top_block = stepper.owned[-1]
         staleness = [terms.get((top_block, "staleness")) for terms in logged[rank]]
         # nothing to learn from before the first gradient came down, then always `delay` late
         assert staleness == [None] * delay + [float(delay)] * (STEPS - delay)
