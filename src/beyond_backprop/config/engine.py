@@ -77,6 +77,10 @@ class EngineConfig:
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
     """``gpipe``: micro-batches per batch."""
+    gpipe_batchnorm: Literal["microbatch", "batch"] = "microbatch"
+    """``gpipe``: the statistics BatchNorm layers normalise with: each micro-batch's own (GPipe's
+    choice; gradients differ from one process) or the whole batch's (one process's gradients,
+    but a stage with BatchNorm then overlaps no micro-batches; ``docs/engines.md``)."""
     boundaries: tuple[int, ...] | None = None
     """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
     balances the stages by measured per-block cost."""
