@@ -19,7 +19,7 @@ micro-batch's input, runs its blocks once on the whole batch forward and, after 
 micro-batch's gradient from above has arrived, once backward; it still sends micro-batches up
 and down, so stages without BatchNorm pipeline as before. The cost: a BatchNorm stage overlaps
 nothing within the step (the stage above gets its first micro-batch only when the whole batch
-is done), so with BatchNorm in every stage the step is the ``naive`` schedule's.
+is done), so with BatchNorm in every stage a step costs about what a ``naive`` one does.
 """
 
 from __future__ import annotations
