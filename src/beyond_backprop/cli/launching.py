@@ -9,6 +9,7 @@ from pathlib import Path
 
 from beyond_backprop.config import ExperimentConfig, load_config
 from beyond_backprop.errors import ConfigError
+from beyond_backprop.run.plugins import load_run_plugins
 from beyond_backprop.tracking.run_dir import RunDir
 
 
@@ -67,6 +68,7 @@ def torchrun_command(
             raise ConfigError(
                 ["--resume continues a run with its own config.yaml: drop --config/--set"]
             )
+        load_run_plugins(RunDir.open(resume))  # the stages inherit them (BBP_PLUGINS)
         stages = load_config(RunDir.open(resume).config).engine.stages
         if stages != world:
             raise ConfigError(

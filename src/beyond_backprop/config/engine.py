@@ -83,6 +83,10 @@ class EngineConfig:
     """``stale_error`` and ``stale_overlap``: a stage learns from the signal of the stage above
     (DFA's output error, the overlap's one-block gradient) this many steps late, so it never
     waits for the current step's; 0 is the lockstep ``naive`` schedule, bitwise."""
+    gpipe_batchnorm: Literal["microbatch", "batch"] = "microbatch"
+    """``gpipe``: the statistics BatchNorm layers normalise with: each micro-batch's own (GPipe's
+    choice; gradients differ from one process) or the whole batch's (one process's gradients,
+    but a stage with BatchNorm then overlaps no micro-batches; ``docs/engines.md``)."""
     boundaries: tuple[int, ...] | None = None
     """Staged: the first block of every stage after the first (e.g. [2] for 2 stages); None
     balances the stages by measured per-block cost."""

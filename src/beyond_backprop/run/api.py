@@ -77,7 +77,7 @@ def train(
     return start_run(cfg, progress=progress, stop_after=stop_after)
 
 
-STAGED_ONLY = ("microbatches", "boundaries", "timeout_s", "stop_check_every")
+STAGED_ONLY = ("microbatches", "gpipe_batchnorm", "boundaries", "timeout_s", "stop_check_every")
 """``engine.*`` keys that only staged runs (``engine.stages`` > 1) read."""
 
 

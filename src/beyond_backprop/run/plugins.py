@@ -6,7 +6,8 @@ Two ways in: ``--plugin MODULE`` on every ``bbp`` command (a dotted module name 
 file), and the entry-point group ``beyond_backprop.plugins`` of an installed package
 (``[project.entry-points."beyond_backprop.plugins"] mine = "mypkg.bbp"``). The loaded names are
 kept in the environment variable ``BBP_PLUGINS`` so that the processes a command starts (each
-stage of ``bbp launch``, each run of ``bbp compare``) load the same ones.
+stage of ``bbp launch``, each run of ``bbp compare``) load the same ones, and in the run
+directory (``RunDir.plugins``) so that ``--resume`` loads them again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -21,6 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from beyond_backprop.errors import ConfigError
+from beyond_backprop.tracking.atomic import atomic_write_json
+from beyond_backprop.tracking.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,26 @@ def load_plugins(modules: Iterable[str] = ()) -> list[str]:
     for name in done:
         log.info("plugin loaded: %s", name)
     return done
+
+
+def requested_plugins() -> list[str]:
+    """The plugin modules loaded so far (by ``--plugin`` or ``BBP_PLUGINS``; entry points are
+    not named: an installed package loads by itself)."""
+    return [m for m in os.environ.get(ENV_VAR, "").split(os.pathsep) if m]
+
+
+def save_run_plugins(run_dir: RunDir) -> None:
+    """Write the loaded plugin modules into a new run directory (nothing when there are none)."""
+    if modules := requested_plugins():
+        atomic_write_json(run_dir.plugins, {"plugins": modules})
+
+
+def load_run_plugins(run_dir: RunDir) -> list[str]:
+    """Load the plugin modules a run was started with (``save_run_plugins``), so that its
+    ``config.yaml`` can name what they register; returns the names imported by this call."""
+    if not run_dir.plugins.is_file():
+        return []
+    return load_plugins(json.loads(run_dir.plugins.read_text())["plugins"])
 
 
 def _import(name: str) -> None:

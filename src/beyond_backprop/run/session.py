@@ -26,6 +26,7 @@ from beyond_backprop.engines.trainer import Trainer
 from beyond_backprop.errors import ConfigError
 from beyond_backprop.experiment import Experiment, build_experiment
 from beyond_backprop.run.group import Group, current_group
+from beyond_backprop.run.plugins import load_run_plugins, save_run_plugins
 from beyond_backprop.run.resume import restore
 from beyond_backprop.tracking.atomic import atomic_write_json, atomic_write_text
 from beyond_backprop.tracking.meta import collect_meta
@@ -64,6 +65,7 @@ def resume_run(
     data: DatasetSplits | None = None,
 ) -> RunResult:
     """Continue a stopped run from its latest checkpoint; ends bitwise as if never stopped."""
+    load_run_plugins(RunDir.open(run_dir))  # its config may name what they register
     config = load_config(RunDir.open(run_dir).config)
     return run(config, Path(run_dir), progress, should_stop, stop_after, data)
 
@@ -149,6 +151,7 @@ def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
         return RunDir.open(resume).path
     run_dir = RunDir.create(config.log.root, config.name, config.rule.name, config.seed)
     atomic_write_text(run_dir.config, dump_config(config))
+    save_run_plugins(run_dir)
     return run_dir.path
 
 

@@ -14,6 +14,7 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+PLUGINS_FILE = "plugins.json"
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.pt"
 LATEST_POINTER = "latest"
@@ -133,6 +134,12 @@ class RunDir:
     @property
     def summary(self) -> Path:
         return self.path / SUMMARY_FILE
+
+    @property
+    def plugins(self) -> Path:
+        """The ``--plugin`` modules the run was started with (written only when there were
+        any); a resume loads them again before it reads ``config.yaml``."""
+        return self.path / PLUGINS_FILE
 
     @property
     def checkpoints(self) -> Path:
