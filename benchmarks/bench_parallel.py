@@ -41,21 +41,19 @@ import torch.multiprocessing as mp
 
 from benchmarks.common import environment, write_result
 from beyond_backprop.config import build_experiment_config
+from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.data import DatasetSplits, TensorSplit
 from beyond_backprop.engines.local import LocalEngine, StageEngine
+from beyond_backprop.engines.schedules import check_schedule, schedule_names
 from beyond_backprop.engines.trainer import Trainer
 from beyond_backprop.experiment import build_experiment
-from beyond_backprop.config.engine import EngineConfig
-from beyond_backprop.engines.schedules import check_schedule, schedule_names
 from beyond_backprop.rules import RULES, default_wirings
 from beyond_backprop.rules.base import Batch
 
 WIDTH = 1024
 
 
-def schedules_for(
-    rule: str, stages: int, rule_options: dict[str, Any] | None = None
-) -> list[str]:
+def schedules_for(rule: str, stages: int, rule_options: dict[str, Any] | None = None) -> list[str]:
     """Every staged schedule that serves the rule's wiring (with ``rule_options``), from the
     schedule registry: a new schedule is measured without naming it here."""
     cls = RULES.get(rule)
@@ -219,9 +217,11 @@ def summarise(records: list[dict[str, Any]], warmup: int, batch: int) -> dict[st
 
 def _busy(record: dict[str, Any], start: float, end: float) -> float:
     """Seconds of ``[start, end]`` the stage spent in its steps and not blocked waiting."""
-    inside = sum(min(b, end) - max(a, start) for _, a, b in record["trace"] if b > start and a < end)
-    waiting = sum(min(b, end) - max(a, start) for a, b in record["waits"] if b > start and a < end)
-    return inside - waiting
+
+    def overlap(spans: list[tuple[float, float]]) -> float:
+        return sum(min(b, end) - max(a, start) for a, b in spans if b > start and a < end)
+
+    return overlap([(a, b) for _, a, b in record["trace"]]) - overlap(record["waits"])
 
 
 def main() -> None:
