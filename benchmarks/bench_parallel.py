@@ -145,7 +145,7 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     if world > 1:
         engine.stepper.close()
         dist.barrier()
-    channel = engine.stepper.stage.channel if world > 1 else None  # type: ignore[attr-defined]
+    channel = engine.stepper.stage.channel if world > 1 else None
     record: dict[str, Any] = {
         "rank": rank,
         "trace": list(engine.steps_traced or []),
