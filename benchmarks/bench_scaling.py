@@ -10,7 +10,8 @@ under every staged schedule that serves the rule's wiring (from the schedule reg
 
 (1 is a perfect pipeline: every stage busy all the time; the one process pays its Python and
 messages serially, so a pipeline that hides them can pass 1). ``efficiency_ideal`` divides by
-the perfect pipeline's batch / (forward + backward wait) instead, which no overhead inflates. Samples/s are steady-state figures
+the perfect pipeline's batch / (forward + backward wait) instead, which no overhead inflates.
+Samples/s are steady-state figures
 (``bench_parallel.summarise``: each stage's own post-warm-up window, the slowest stage's rate).
 Each row also has each stage's busy share and CPU ms per step, the mean and largest logged
 ``staleness`` where the schedule logs one, and for micro-batched back-propagation (schedules
