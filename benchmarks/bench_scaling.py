@@ -19,8 +19,10 @@ that serve ``gradient`` wirings but not forward-only ones) the bubble bound M / 
 of M micro-batches on K stages (GPipe, arXiv 1811.06965, Sec. 2.2).
 
 Above ``--all-schedules-up-to`` stages only each rule's best schedule at the largest K
-measured with all of them is run (16 processes per case take about a minute to start on 2
-cores). The whole default command took about 15 minutes on 2 busy cores:
+measured with all of them is run. Wall time is mostly starting processes (20-60 s per staged
+case on 2 cores, more at K = 16): ``--stages 8 16 --rules dgl dni ddg backprop`` (30 cases)
+took 14 minutes on 2 loaded cores; the full default command (about 80 cases) is
+estimated at 45 minutes; ``--rules`` and ``--stages`` cut it down:
 
     python -m benchmarks.bench_scaling --stages 1 2 4 8 16 --json FILE --plot PNG \
         [--rules backprop ddg dgl dfa loco local_parallel dni] [--forward-ms 20 --backward-ms 40]
