@@ -4,14 +4,28 @@ Each block of the network is a ``simulated`` block (``models/simulated.py``): it
 backward passes are timed waits, so K processes behave like K accelerators whose compute does
 not compete for the CPU, while the messages, the Python and the schedules are real. For every
 rule and K: samples/s of the K-block network in one process and on K stages (one block each)
-under every schedule that serves the rule's wiring, and
+under every staged schedule that serves the rule's wiring (from the schedule registry), and
 
     efficiency = staged samples/s / (K x one-process samples/s of the same network)
 
-(1 is a perfect pipeline: every stage busy all the time), with each stage's busy share.
+(1 is a perfect pipeline: every stage busy all the time; the one process pays its Python and
+messages serially, so a pipeline that hides them can pass 1). ``efficiency_ideal`` divides by
+the perfect pipeline's batch / (forward + backward wait) instead, which no overhead inflates.
+Samples/s are steady-state figures
+(``bench_parallel.summarise``: each stage's own post-warm-up window, the slowest stage's rate).
+Each row also has each stage's busy share and CPU ms per step, the mean and largest logged
+``staleness`` where the schedule logs one, and for micro-batched back-propagation (schedules
+that serve ``gradient`` wirings but not forward-only ones) the bubble bound M / (M + K - 1)
+of M micro-batches on K stages (GPipe, arXiv 1811.06965, Sec. 2.2).
 
-    python -m benchmarks.bench_scaling --stages 1 2 4 8 16 --rules backprop dgl dfa loco \
-        local_parallel dni --json FILE [--forward-ms 20 --backward-ms 40] [--plot PNG]
+Above ``--all-schedules-up-to`` stages only each rule's best schedule at the largest K
+measured with all of them is run. Wall time is mostly starting processes (20-60 s per staged
+case on 2 cores, more at K = 16): ``--stages 8 16 --rules dgl dni ddg backprop`` (30 cases)
+took 14 minutes on 2 loaded cores; the full default command (about 80 cases) is
+estimated at 45 minutes; ``--rules`` and ``--stages`` cut it down:
+
+    python -m benchmarks.bench_scaling --stages 1 2 4 8 16 --json FILE --plot PNG \
+        [--rules backprop ddg dgl dfa loco local_parallel dni] [--forward-ms 20 --backward-ms 40]
 """
 
 from __future__ import annotations
@@ -21,46 +35,85 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_parallel import measure
+from benchmarks.bench_parallel import measure, schedules_for
 from benchmarks.common import environment
-from beyond_backprop.config.engine import EngineConfig
-from beyond_backprop.engines.schedules import check_schedule, schedule_names
-from beyond_backprop.rules import RULES
+from beyond_backprop.engines.schedules import schedule_class
+from beyond_backprop.rules.base import Wiring
 
 RULE_OPTIONS: dict[str, dict[str, Any]] = {"local_parallel": {"overlap": 1}}
 """Options that give a rule its layer-parallel form (local updates: with the overlap)."""
 
-
-def schedules_for(rule: str, stages: int) -> list[str]:
-    """Every staged schedule that serves the rule's wiring (with ``RULE_OPTIONS``)."""
-    cls = RULES.get(rule)
-    wiring = cls(cls.Config(**RULE_OPTIONS.get(rule, {}))).wiring
-    return [
-        name
-        for name in schedule_names(staged=True)
-        if check_schedule(EngineConfig(stages=stages, schedule=name), rule, wiring, {}) is None
-    ]
+TARGETS = (0.9, 0.8)
+"""Efficiency targets drawn on the plot: forward-only pipelines, and the other local rules."""
 
 
 def case(rule: str, k: int, args: argparse.Namespace, engine: str, schedule: str | None) -> Any:
     model = {"arch": "simulated", "blocks": k, "width": 16, "rows": args.batch,
              "forward_ms": args.forward_ms, "backward_ms": args.backward_ms}  # fmt: skip
-    return {"rule": rule, "stages": k, "batch": args.batch, "steps": args.steps,
-            "warmup": args.warmup, "microbatches": args.microbatches, "engine": engine,
+    steps, warmup = (args.steps, args.warmup) if engine == "staged" else (args.local_steps, 2)
+    return {"rule": rule, "stages": k, "batch": args.batch, "steps": steps,
+            "warmup": warmup, "microbatches": args.microbatches, "engine": engine,
             "threads": 1, "schedule": schedule, "model": model,
             "rule_options": RULE_OPTIONS.get(rule)}  # fmt: skip
 
 
+def micro_batched(schedule: str) -> bool:
+    """Pipeline-parallel back-propagation: serves gradient wirings, not forward-only ones."""
+    cls = schedule_class(schedule, staged=True)
+    return bool(cls.serves(Wiring(backward="gradient")) and not cls.serves(Wiring(backward="none")))
+
+
+def staged_row(rule: str, k: int, schedule: str, one: float, args: argparse.Namespace) -> Any:
+    figures = measure(case(rule, k, args, "staged", schedule))
+    speed = figures["samples_per_second"]
+    row = {"rule": rule, "stages": k, "schedule": schedule, "samples_per_second": speed,
+           "efficiency": speed / (k * one),
+           "efficiency_ideal": speed / ideal(args),
+           "stage_busy_share": [round(b, 3) for b in figures["stage_busy_share"]],
+           "cpu_ms_per_step": [round(c, 2) for c in figures["cpu_ms_per_step"]],
+           "samples_per_second_span": figures["samples_per_second_span"]}  # fmt: skip
+    for key in ("staleness_mean", "staleness_max"):
+        if key in figures:
+            row[key] = figures[key]
+    if micro_batched(schedule):
+        m = args.microbatches
+        row["bubble_bound"] = m / (m + k - 1)
+    busy = [round(b, 2) for b in figures["stage_busy_share"]]
+    cpu = max(figures["cpu_ms_per_step"])
+    shown = f"efficiency {row['efficiency']:.2f}, cpu <= {cpu:.1f} ms/step, busy {busy}"
+    print(f"K={k:2d} {rule:16s} {schedule:16s} {speed:8.1f} samples/s, {shown}", flush=True)
+    return row
+
+
+def ideal(args: argparse.Namespace) -> float:
+    """Samples/s of a perfect pipeline: one batch per block's forward + backward wait."""
+    return args.batch / ((args.forward_ms + args.backward_ms) / 1000)
+
+
+def best_schedule(rows: list[dict[str, Any]], rule: str) -> str | None:
+    """The rule's most efficient schedule at the largest K it was measured on with all."""
+    staged = [r for r in rows if r["rule"] == rule and r["schedule"] != "one process"]
+    if not staged:
+        return None
+    top = max(r["stages"] for r in staged)
+    return max((r for r in staged if r["stages"] == top), key=lambda r: r["efficiency"])["schedule"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--rules", nargs="+", default=["backprop", "dgl", "dfa", "dni"])
+    parser.add_argument("--stages", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument(
+        "--rules", nargs="+",
+        default=["backprop", "ddg", "dgl", "dfa", "loco", "local_parallel", "dni"],
+    )  # fmt: skip
     parser.add_argument("--forward-ms", type=float, default=20.0)
     parser.add_argument("--backward-ms", type=float, default=40.0)
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--local-steps", type=int, default=8, help="one-process steps (2 warm-up)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--microbatches", type=int, default=4)
+    parser.add_argument("--all-schedules-up-to", type=int, default=8)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -68,21 +121,18 @@ def main() -> None:
     record = {"benchmark": "scaling", "args": {k: str(v) for k, v in vars(args).items()},
               "environment": environment(), "rows": rows}  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    for k in args.stages:
+    for k in sorted(args.stages):
         for rule in args.rules:
             one = measure(case(rule, k, args, "local", None))["samples_per_second"]
             rows.append({"rule": rule, "stages": k, "schedule": "one process",
                          "samples_per_second": one, "efficiency": 1.0 / k})  # fmt: skip
             print(f"K={k:2d} {rule:16s} one process      {one:8.1f} samples/s", flush=True)
-            for schedule in schedules_for(rule, k) if k > 1 else []:
-                figures = measure(case(rule, k, args, "staged", schedule))
-                speed = figures["samples_per_second"]
-                busy = [round(b, 2) for b in figures.get("stage_busy_share", [])]
-                rows.append({"rule": rule, "stages": k, "schedule": schedule,
-                             "samples_per_second": speed, "efficiency": speed / (k * one),
-                             "stage_busy_share": busy})  # fmt: skip
-                print(f"K={k:2d} {rule:16s} {schedule:16s} {speed:8.1f} samples/s, "
-                      f"efficiency {speed / (k * one):.2f}, busy {busy}", flush=True)  # fmt: skip
+            schedules = schedules_for(rule, k, RULE_OPTIONS.get(rule)) if k > 1 else []
+            if k > args.all_schedules_up_to:
+                best = best_schedule(rows, rule)
+                schedules = [s for s in schedules if s == best] if best else schedules
+            for schedule in schedules:
+                rows.append(staged_row(rule, k, schedule, one, args))
             # written after every rule, so a run cut short keeps what it measured
             args.json.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.json}")
@@ -91,25 +141,35 @@ def main() -> None:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Efficiency against K, one line per (rule, schedule)."""
+    """Efficiency against K, one line per (rule, schedule), each with its own colour, line
+    style and marker; the targets dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4))
+    colours = [plt.get_cmap("tab20")(i) for i in range(20)]
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    figure, axes = plt.subplots(figsize=(9, 4.5))
     lines = sorted({(r["rule"], r["schedule"]) for r in rows if r["schedule"] != "one process"})
-    for rule, schedule in lines:
+    for i, (rule, schedule) in enumerate(lines):
         points = sorted((r["stages"], r["efficiency"]) for r in rows
                         if (r["rule"], r["schedule"]) == (rule, schedule))  # fmt: skip
-        axes.plot(*zip(*points, strict=True), marker="o", label=f"{rule} ({schedule})")
+        axes.plot(*zip(*points, strict=True), color=colours[i % len(colours)],
+                  linestyle=styles[i % len(styles)], marker=markers[i % len(markers)],
+                  label=f"{rule} ({schedule})")  # fmt: skip
+    for target in TARGETS:
+        axes.axhline(target, color="grey", linestyle=(0, (6, 3)), linewidth=1)
+        axes.annotate(f"target {target}", (1.0, target), xycoords=("axes fraction", "data"),
+                      ha="right", va="bottom", fontsize=7, color="grey")  # fmt: skip
     ks = sorted({r["stages"] for r in rows})
     axes.set_xscale("log", base=2)
     axes.set_xticks(ks, [str(k) for k in ks])
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("stages K (simulated devices, one block each)")
     axes.set_ylabel("efficiency = samples/s / (K x 1 process)")
-    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
