@@ -48,13 +48,22 @@ TARGETS = (0.9, 0.8)
 
 
 def case(rule: str, k: int, args: argparse.Namespace, engine: str, schedule: str | None) -> Any:
-    model = {"arch": "simulated", "blocks": k, "width": 16, "rows": args.batch,
-             "forward_ms": args.forward_ms, "backward_ms": args.backward_ms}  # fmt: skip
+    # a schedule that holds several pipeline stages per process (interleaved, zero-bubble V)
+    # gets as many blocks per process, each costing its share: the same compute per process
+    per_rank = schedule_class(schedule, staged=True).stages_per_rank if schedule else 1
+    model = {"arch": "simulated", "blocks": k * per_rank, "width": 16, "rows": args.batch,
+             "forward_ms": args.forward_ms / per_rank,
+             "backward_ms": args.backward_ms / per_rank}  # fmt: skip
     steps, warmup = (args.steps, args.warmup) if engine == "staged" else (args.local_steps, 2)
     return {"rule": rule, "stages": k, "batch": args.batch, "steps": steps,
-            "warmup": warmup, "microbatches": args.microbatches, "engine": engine,
+            "warmup": warmup, "microbatches": microbatches(args, k), "engine": engine,
             "threads": 1, "schedule": schedule, "model": model,
             "rule_options": RULE_OPTIONS.get(rule)}  # fmt: skip
+
+
+def microbatches(args: argparse.Namespace, k: int) -> int:
+    """Micro-batches per batch: ``--microbatches``, or one per stage when it is 0."""
+    return int(args.microbatches) or k
 
 
 def micro_batched(schedule: str) -> bool:
@@ -76,7 +85,7 @@ def staged_row(rule: str, k: int, schedule: str, one: float, args: argparse.Name
         if key in figures:
             row[key] = figures[key]
     if micro_batched(schedule):
-        m = args.microbatches
+        m = microbatches(args, k)
         row["bubble_bound"] = m / (m + k - 1)
     busy = [round(b, 2) for b in figures["stage_busy_share"]]
     cpu = max(figures["cpu_ms_per_step"])
@@ -112,7 +121,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--local-steps", type=int, default=8, help="one-process steps (2 warm-up)")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--microbatches", type=int, default=4)
+    parser.add_argument(
+        "--microbatches", type=int, default=4, help="per batch; 0: one per stage (M = K)"
+    )
+    parser.add_argument(
+        "--schedules", nargs="+", help="measure only these staged schedules (default: every one)"
+    )
     parser.add_argument("--all-schedules-up-to", type=int, default=8)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--plot", type=Path)
@@ -128,6 +142,7 @@ def main() -> None:
                          "samples_per_second": one, "efficiency": 1.0 / k})  # fmt: skip
             print(f"K={k:2d} {rule:16s} one process      {one:8.1f} samples/s", flush=True)
             schedules = schedules_for(rule, k, RULE_OPTIONS.get(rule)) if k > 1 else []
+            schedules = [s for s in schedules if not args.schedules or s in args.schedules]
             if k > args.all_schedules_up_to:
                 best = best_schedule(rows, rule)
                 schedules = [s for s in schedules if s == best] if best else schedules

@@ -43,7 +43,9 @@ class SimulatedBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.linear(x.flatten(1))
-        if self.training and torch.is_grad_enabled():  # evaluation costs nothing here
+        # a training-mode forward waits with or without a graph (a schedule that runs a block
+        # without one, to re-run it later, pays for both); evaluation mode costs nothing
+        if self.training:
             share = x.shape[0] / self.config.rows  # a device's time grows with the rows
             forward_s = self.config.forward_ms / 1000 * share
             h = TimedWait.apply(h, forward_s, self.config.backward_ms / 1000 * share)
@@ -56,8 +58,9 @@ class SimulatedConfig:
     """``blocks`` blocks of ``width`` units, each costing ``forward_ms`` + ``backward_ms`` of
     waiting per training step of ``rows`` examples (the last block ends with the classifier).
 
-    Deviations: the wait stands for a block's compute on its own accelerator; only the
-    training pass waits (evaluation does not), and an auxiliary head or synthesizer costs no
+    Deviations: the wait stands for a block's compute on its own accelerator; only
+    training-mode passes wait (evaluation, and frozen blocks, which run in eval mode, do
+    not), and an auxiliary head or synthesizer costs no
     simulated time.
     """
 
