@@ -53,6 +53,10 @@ from beyond_backprop.rules.base import Batch
 WIDTH = 1024
 
 
+RULE_OPTIONS: dict[str, dict[str, Any]] = {"local_parallel": {"overlap": 1}}
+"""Options that give a rule its layer-parallel form (local updates: with the overlap)."""
+
+
 def schedules_for(rule: str, stages: int, rule_options: dict[str, Any] | None = None) -> list[str]:
     """Every staged schedule that serves the rule's wiring (with ``rule_options``), from the
     schedule registry: a new schedule is measured without naming it here."""
@@ -235,21 +239,28 @@ def main() -> None:
     parser.add_argument("--machine", default="cpu2")
     parser.add_argument(
         "--schedule",
+        nargs="+",
         default=None,
-        help="the staged schedule (default: chosen by the rule's wiring; 'all': every "
-        "staged schedule that serves the rule, to find its best)",
+        help="the staged schedules (default: chosen by the rule's wiring; 'all': every "
+        "staged schedule that serves the rule, to find its best; several names: each of them "
+        "that serves the rule)",
     )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     for k in args.stages:
         for rule in args.rules:
+            options = RULE_OPTIONS.get(rule)
             common = {"rule": rule, "stages": k, "batch": args.batch, "steps": args.steps,
-                      "warmup": args.warmup, "microbatches": args.microbatches}  # fmt: skip
+                      "warmup": args.warmup, "microbatches": args.microbatches,
+                      "rule_options": options}  # fmt: skip
             runs: list[tuple[str, int, str | None]] = [("local", 1, None), ("local", k, None)]
-            if args.schedule == "all":
-                runs += [("staged", 1, name) for name in schedules_for(rule, k)]
+            serving = schedules_for(rule, k, options)
+            if args.schedule == ["all"]:
+                runs += [("staged", 1, name) for name in serving]
+            elif args.schedule:
+                runs += [("staged", 1, name) for name in args.schedule if name in serving]
             else:
-                runs.append(("staged", 1, args.schedule or schedule_for(rule)))
+                runs.append(("staged", 1, schedule_for(rule)))
                 if default_wirings()[rule].stale_ok:
                     runs.append(("staged", 1, "async"))
                 if default_wirings()[rule].backward == "delayed_gradient":
@@ -262,7 +273,10 @@ def main() -> None:
                 busy = figures.get("stage_busy_share")
                 shown = f", busy {[round(b, 2) for b in busy]}" if busy else ""
                 speed = figures["samples_per_second"]
-                print(f"K={k} {label:28s} {speed:9.1f} samples/s{shown}", flush=True)
+                if engine == "local" and threads == 1:
+                    one_thread = speed
+                ratio = f" ({speed / one_thread:.2f}x 1 process, 1 thread)"
+                print(f"K={k} {label:28s} {speed:9.1f} samples/s{ratio}{shown}", flush=True)
                 rows.append({**case, "label": label, **figures})
     record = {
         "benchmark": "parallel",

@@ -35,13 +35,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_parallel import measure, schedules_for
+from benchmarks.bench_parallel import RULE_OPTIONS, measure, schedules_for
 from benchmarks.common import environment
 from beyond_backprop.engines.schedules import schedule_class
 from beyond_backprop.rules.base import Wiring
-
-RULE_OPTIONS: dict[str, dict[str, Any]] = {"local_parallel": {"overlap": 1}}
-"""Options that give a rule its layer-parallel form (local updates: with the overlap)."""
 
 TARGETS = (0.9, 0.8)
 """Efficiency targets drawn on the plot: forward-only pipelines, and the other local rules."""

@@ -23,8 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.bench_parallel import measure
-from benchmarks.bench_scaling import RULE_OPTIONS
+from benchmarks.bench_parallel import RULE_OPTIONS, measure
 from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.engines.schedules import check_schedule, schedule_names
 from beyond_backprop.rules import RULES, default_wirings
