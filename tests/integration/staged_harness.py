@@ -121,3 +121,29 @@ def train_local(config: ExperimentConfig, forward_only: bool) -> dict[str, Any]:
         "stack": engine.exp.stack.state_dict(),
         "locals": engine.exp.locals_container.state_dict(),
     }
+
+
+def stopped_and_resumed(
+    rank: int, cfg: ExperimentConfig, run_dir: str, pending: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """Train to step 5 and stop (checkpointing), resume from the checkpoint in a new engine
+    and train to the end; returns ``pending(schedule)`` of the resumed schedule (what it
+    had in flight) and rank 0's gathered stack and local modules."""
+    from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
+    from beyond_backprop.tracking.recorder import RunRecorder
+    from beyond_backprop.tracking.run_dir import state_file_name
+
+    first = StageEngine(experiment_for(cfg, False), [1])
+    first.recorder = RunRecorder(Path(run_dir), 2, rank=rank, barrier=dist.barrier)
+    first.should_stop = lambda: first.step >= 5
+    first.train()
+    loaded = load_latest_checkpoint(Path(run_dir), file_name=state_file_name(rank))
+    assert loaded is not None
+    second = StageEngine(experiment_for(cfg, False), [1])
+    second.load_state_dict(loaded[1])
+    held = pending(second.stepper.schedule)
+    second.train()
+    second.stepper.gather_parameters()
+    return {"pending": held, "steps": second.step,
+            "stack": second.exp.stack.state_dict() if rank == 0 else None,
+            "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip

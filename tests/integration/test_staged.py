@@ -17,7 +17,13 @@ from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Wiring
 from beyond_backprop.rules.registry import default_wirings
 from tests.helpers import tiny_config
-from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
+from tests.integration.staged_harness import (
+    experiment_for,
+    spawn,
+    stopped_and_resumed,
+    train_local,
+    train_staged,
+)
 
 
 def config(schedule: str, rule: str = "backprop", **train: Any) -> ExperimentConfig:
@@ -316,27 +322,8 @@ def test_decoupled_dni_with_synthetic_inputs_learns_before_its_input_arrives(
 
 
 def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str, Any]:
-    import torch.distributed as dist
-
-    from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
-    from beyond_backprop.tracking.recorder import RunRecorder
-    from beyond_backprop.tracking.run_dir import state_file_name
-
-    first = StageEngine(experiment_for(cfg, False), [1])
-    first.recorder = RunRecorder(Path(run_dir), 2, rank=rank, barrier=dist.barrier)
-    first.should_stop = lambda: first.step >= 5
-    first.train()
-    loaded = load_latest_checkpoint(Path(run_dir), file_name=state_file_name(rank))
-    assert loaded is not None
-    second = StageEngine(experiment_for(cfg, False), [1])
-    second.load_state_dict(loaded[1])
-    pending = (
-        second.stepper.schedule.late is not None
-    )  # the late gradient (a late input: rank 1 only)
-    second.train()
-    second.stepper.gather_parameters()
-    return {"pending": pending, "stack": second.exp.stack.state_dict() if rank == 0 else None,
-            "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip
+    # pending: the late gradient (a late input: rank 1 only)
+    return stopped_and_resumed(rank, cfg, run_dir, lambda schedule: schedule.late is not None)
 
 
 @pytest.mark.parametrize("synthetic_inputs", [False, True])

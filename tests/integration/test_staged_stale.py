@@ -12,7 +12,12 @@ import pytest
 
 from beyond_backprop.config import ExperimentConfig, load_config
 from beyond_backprop.engines.local import StageEngine
-from tests.integration.staged_harness import experiment_for, spawn, train_staged
+from tests.integration.staged_harness import (
+    experiment_for,
+    spawn,
+    stopped_and_resumed,
+    train_staged,
+)
 from tests.integration.test_staged import assert_states, ok
 
 SMOKE = Path(__file__).parents[2] / "configs" / "smoke"
@@ -79,26 +84,7 @@ def test_the_lower_stage_steps_before_the_signal_of_its_step_is_sent(
 
 
 def _stop_at_5_and_resume(rank: int, cfg: ExperimentConfig, run_dir: str) -> dict[str, Any]:
-    import torch.distributed as dist
-
-    from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
-    from beyond_backprop.tracking.recorder import RunRecorder
-    from beyond_backprop.tracking.run_dir import state_file_name
-
-    first = StageEngine(experiment_for(cfg, False), [1])
-    first.recorder = RunRecorder(Path(run_dir), 2, rank=rank, barrier=dist.barrier)
-    first.should_stop = lambda: first.step >= 5
-    first.train()
-    loaded = load_latest_checkpoint(Path(run_dir), file_name=state_file_name(rank))
-    assert loaded is not None
-    second = StageEngine(experiment_for(cfg, False), [1])
-    second.load_state_dict(loaded[1])
-    in_flight = len(second.stepper.schedule.in_flight)  # type: ignore[attr-defined]
-    second.train()
-    second.stepper.gather_parameters()
-    return {"in_flight": in_flight, "steps": second.step,
-            "stack": second.exp.stack.state_dict() if rank == 0 else None,
-            "locals": second.exp.locals_container.state_dict() if rank == 0 else None}  # fmt: skip
+    return stopped_and_resumed(rank, cfg, run_dir, lambda schedule: len(schedule.in_flight))
 
 
 @pytest.mark.parametrize(("rule", "schedule"), CASES)
@@ -109,7 +95,7 @@ def test_stop_at_step_5_resumes_bitwise_with_the_steps_in_flight(
     (tmp_path / "run").mkdir()
     outcomes = spawn(tmp_path, _stop_at_5_and_resume, cfg, str(tmp_path / "run"))
     resumed = ok(outcomes)
-    assert resumed["in_flight"] == 2 and outcomes[1]["result"]["in_flight"] == 0
+    assert resumed["pending"] == 2 and outcomes[1]["result"]["pending"] == 0
     assert resumed["steps"] == 9
     (tmp_path / "whole").mkdir()
     whole = ok(spawn(tmp_path / "whole", train_staged, cfg, False, [1]))
