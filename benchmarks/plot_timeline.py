@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 
 from benchmarks.bench_parallel import RULE_OPTIONS, measure
 from beyond_backprop.config.engine import EngineConfig
-from beyond_backprop.engines.schedules import check_schedule, schedule_names
+from beyond_backprop.engines.schedules import check_schedule, schedule_class, schedule_names
 from beyond_backprop.rules import RULES, default_wirings
 
 PREFERRED = ["backprop", "dgl", "ddg", "dni", "dfa", "loco", "local_parallel"]
@@ -79,8 +79,10 @@ def main() -> None:
             print(f"- `{schedule}`: serves none of the registered rules (not drawn)")
             continue
         rule = served[0]
-        model = {"arch": "simulated", "blocks": args.stages, "width": 16, "rows": 32,
-                 "forward_ms": 20.0, "backward_ms": 40.0}  # fmt: skip
+        per_rank = schedule_class(schedule, staged=True).stages_per_rank  # as bench_scaling
+        model = {"arch": "simulated", "blocks": args.stages * per_rank, "width": 16,
+                 "rows": 32, "forward_ms": 20.0 / per_rank,
+                 "backward_ms": 40.0 / per_rank}  # fmt: skip
         case = {"rule": rule, "stages": args.stages, "batch": 32, "steps": args.steps,
                 "warmup": 2, "microbatches": 4, "engine": "staged", "threads": 1,
                 "schedule": schedule, "model": model,
