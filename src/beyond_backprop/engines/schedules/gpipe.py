@@ -30,6 +30,7 @@ class GPipe(Schedule):
     """Micro-batches: all forwards, then all backwards in reverse, one accumulated update."""
 
     serves_what = "wirings with backward 'gradient'"
+    microbatched = True
 
     @classmethod
     def serves(cls, wiring: Wiring) -> bool:
