@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,15 +47,23 @@ class SuiteStopped(KeyboardInterrupt):
 
 
 class DataCache:
-    """Each data config's dataset, loaded once for the whole suite (runs only read it)."""
+    """Each data config's dataset, loaded once for the whole suite (runs only read it). A
+    config that differs only in ``test_limit`` shares the load: the limit keeps the first N
+    evaluation examples, as the loader's own limit does."""
 
     def __init__(self) -> None:
         self._loaded: dict[DataConfig, DatasetSplits] = {}
 
     def get(self, config: DataConfig) -> DatasetSplits:
-        if config not in self._loaded:
-            self._loaded[config] = load_dataset(config)
-        return self._loaded[config]
+        whole = replace(config, test_limit=None)
+        if whole not in self._loaded:
+            self._loaded[whole] = load_dataset(whole)
+        splits, n = self._loaded[whole], config.test_limit
+        if n is None or n >= len(splits.test):
+            return splits
+        if n < 1:  # the loader's own message
+            return load_dataset(config)
+        return replace(splits, test=splits.test.head(n))
 
 
 class _LogProgress:

@@ -31,6 +31,9 @@ ENTRY_KEYS = ("name", "rule", "set", "staged")
 STAGED_KEYS = ("stages", "schedule", "threads")
 PROBE_STEPS = 40
 """Training steps of a throughput probe (its steady rate leaves out the warm-up steps)."""
+PROBE_EVAL_EXAMPLES = 500
+"""A probe's one evaluation, after its last step, scores only this many examples: its
+accuracy is not reported, and it is not timed."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,10 @@ def _staged_variants(
         return []
     variants = [Variant(one.name, one.rule.name, config, int(stages), str(schedule))]
     train = {**data.get("train", {}), "max_steps": PROBE_STEPS, "eval_every_steps": None}
+    limit = min(one.data.test_limit or PROBE_EVAL_EXAMPLES, PROBE_EVAL_EXAMPLES)
+    probe_data = {**data.get("data", {}), "test_limit": limit}
     probe = _build({**data, "name": f"{one.name}-probe-{per_stage}thread", "train": train,
+                    "data": probe_data,
                     "engine": {**data.get("engine", {}), "threads": per_stage}},
                    f"{where} (its probe)", problems)  # fmt: skip
     if probe is not None:
