@@ -24,10 +24,10 @@ from beyond_backprop.compare.suite import Variant
 from beyond_backprop.tracking.atomic import atomic_write_text
 
 COLUMNS = [
-    "label", "rule", "engine", "threads", "accuracy", "gap_to_backprop", "wall_seconds",
+    "label", "rule", "engine", "accuracy", "gap_to_backprop", "wall_seconds",
     "train_seconds", "samples_per_second", "steady_samples_per_second",
     "time_speedup_vs_backprop", "throughput_vs_backprop", "speedup_same_cores",
-    "speedup_one_device", "one_device_samples_per_second", "peak_rss_mb",
+    "speedup_one_device", "one_device_samples_per_second", "threads", "peak_rss_mb",
     "peak_device_memory_mb", "reused", "error", "run_dir",
 ]  # fmt: skip
 HEADERS = {
