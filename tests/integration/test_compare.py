@@ -56,6 +56,8 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     # 1 thread, not the stages' 2: no same-cores figure
     assert staged["speedup_one_device"] > 0 and staged["speedup_same_cores"] is None
     assert "backprop on 2 stages (naive): " in shown
+    rates = [t["steady_samples_per_second"] for t in staged["stage_timings"]]
+    assert staged["steady_samples_per_second"] == min(rates)  # the pipeline's: the slowest
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]
     assert (
         (out / "compare.csv").read_text().splitlines()[0].startswith("label,rule,engine,accuracy")
