@@ -4,10 +4,11 @@ A child process per run pays Python's and torch's start-up and reads the dataset
 every one-process run shares the loaded torch and, per data config, the loaded dataset
 (``DataCache``). What one run could leave behind for the next is put back after it: the
 thread count, the deterministic-algorithms flag, the root logger's handlers (the run logs to
-its own file, as a child would), the signal handlers; and the peak-memory mark is reset
-before it starts, so its ``peak MiB`` is its own peak, not an earlier run's. An exception is
-the run's failure (its row says why) and the next run goes on; Ctrl-C or SIGTERM stops the
-run at the next step boundary with a checkpoint (as ``bbp train`` does), then the suite.
+its own file, warnings included, as a child would), the signal handlers; and the peak-memory
+mark is reset before it starts, so its ``peak MiB`` is its own peak, not an earlier run's.
+An exception is the run's failure (its row says why) and the next run goes on; Ctrl-C or
+SIGTERM stops the run at the next step boundary with a checkpoint (as ``bbp train`` does),
+then the suite.
 """
 
 from __future__ import annotations
@@ -132,10 +133,12 @@ def _isolated(sink: logging.Handler, stop: list[int]) -> Iterator[None]:
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM) if main}
     root.handlers = [sink]
+    logging.captureWarnings(True)  # a run's warnings go to its log, as a child's would
     reset_peak_memory()
     try:
         yield
     finally:
+        logging.captureWarnings(False)
         root.handlers = handlers
         sink.close()
         for signum, handler in previous.items():
