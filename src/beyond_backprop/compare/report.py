@@ -129,7 +129,7 @@ def formatted(table: list[dict[str, Any]], kind: str) -> str:
         "|" + "|".join("---" if k in ("label", "engine") else "---:" for k in HEADERS) + "|",
     ]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in table]
-    said = staged_sentences(table)
+    said = [f"- {line}" for line in staged_sentences(table)]  # a list: one line each
     return "\n".join([*lines, "", LEGEND, *(["", *said] if said else [])]) + "\n"
 
 
