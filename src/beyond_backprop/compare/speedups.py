@@ -109,7 +109,9 @@ def _largest_wait(row: dict[str, Any]) -> float | None:
 
 
 def _microbatched(row: dict[str, Any]) -> bool:
+    """Whether the row's schedule splits batches into ``engine.microbatches`` (a schedule
+    class says so with ``microbatched = True``)."""
     try:
-        return bool(schedule_class(row["schedule"], staged=True).microbatched)
-    except (KeyError, AttributeError):  # a schedule this process does not know
+        return bool(getattr(schedule_class(row["schedule"], staged=True), "microbatched", False))
+    except KeyError:  # a schedule this process does not know
         return False

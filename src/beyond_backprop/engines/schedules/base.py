@@ -25,8 +25,6 @@ class Schedule:
 
     serves_what: ClassVar[str] = "any wiring"
     """The wirings it serves, in words (error messages name it)."""
-    microbatched: ClassVar[bool] = False
-    """Whether it splits each batch into ``engine.microbatches`` (reports name its bubble)."""
 
     def __init__(self, stage: Stage, config: ExperimentConfig) -> None:
         self.stage = stage
