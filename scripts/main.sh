@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 venv="${BBP_VENV:-.venv}"
 "$venv/bin/bbp" compare --suite configs/suites/quick.yaml "$@"
+echo "main job: $((SECONDS / 60)) min $((SECONDS % 60)) s in all (set-up included)"

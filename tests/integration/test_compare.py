@@ -41,8 +41,9 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     out = tmp_path / "out"
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
     shown = capsys.readouterr().out
-    for k, label in enumerate(["backprop", "backprop-2stage-naive", "broken"], start=1):
-        assert f"run {k} of 3: {label}" in shown  # off a terminal: one line as each run starts
+    labels = ["backprop", "backprop-2stage-naive", "backprop-probe-1thread", "broken"]
+    for k, label in enumerate(labels, start=1):
+        assert f"run {k} of 4: {label}" in shown  # off a terminal: one line as each run starts
     table = json.loads((out / "compare.json").read_text())
     assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
     one, staged, broken = table
@@ -51,6 +52,12 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     assert one["accuracy"] == staged["accuracy"]  # naive staged backprop is the same training
     assert one["gap_to_backprop"] == 0 and one["throughput_vs_backprop"] == 1
     assert one["time_speedup_vs_backprop"] == 1
+    # the probe is the staged row's one-device baseline, not a row; the one-process row has
+    # 1 thread, not the stages' 2: no same-cores figure
+    assert staged["speedup_one_device"] > 0 and staged["speedup_same_cores"] is None
+    assert "backprop on 2 stages (naive): " in shown
+    rates = [t["steady_samples_per_second"] for t in staged["stage_timings"]]
+    assert staged["steady_samples_per_second"] == min(rates)  # the pipeline's: the slowest
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]
     assert (
         (out / "compare.csv").read_text().splitlines()[0].startswith("label,rule,engine,accuracy")
@@ -61,7 +68,7 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     capsys.readouterr()
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
     again = json.loads((out / "compare.json").read_text())
-    assert [r["reused"] for r in again] == [True, True, False]
+    assert [r["reused"] for r in again] == [True, True, False]  # the probe was reused too
     assert "backprop: acc" in capsys.readouterr().out
 
 

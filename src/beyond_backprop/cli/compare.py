@@ -21,6 +21,7 @@ from beyond_backprop.compare.report import (
     rows,
     write_reports,
 )
+from beyond_backprop.compare.speedups import staged_sentences
 from beyond_backprop.compare.suite import Suite, load_suite
 from beyond_backprop.errors import EXIT_RANK_FAILED, EXIT_SIGNAL_BASE
 
@@ -63,12 +64,18 @@ def compare(
                     loaded.variants, folder, force, done,
                     lambda i, variant: progress.start(i, variant.label),
                 )  # fmt: skip
-            except KeyboardInterrupt:  # Ctrl-C reached the run too: it stops with a checkpoint
-                raise typer.Exit(EXIT_SIGNAL_BASE + signal.SIGINT) from None
+            except KeyboardInterrupt as stop:  # the run stopped with a checkpoint
+                signum = getattr(stop, "signum", signal.SIGINT)  # an in-process run's signal
+                raise typer.Exit(EXIT_SIGNAL_BASE + signum) from None
         table = rows(outcomes)
         written = write_reports(table, folder) + plot_comparison(table, folder, title(loaded))
     if format_ == "table":
         console.print(render(table, title(loaded)))
+        for line in staged_sentences(table):
+            console.print(line, highlight=False)
+        plots = [p for p in written if p.name.startswith("scaling")]
+        for path in plots:  # the layer-parallel figure past this machine's cores
+            console.print(f"scaling on simulated devices: {path}", highlight=False)
     else:
         typer.echo(formatted(table, format_), nl=False)
     info.print("wrote " + ", ".join(str(p) for p in written), highlight=False)

@@ -1,10 +1,11 @@
-"""Run a suite's variants, each in its own process (``bbp train`` or ``bbp launch``), so that
-every run's peak memory is its own and a crash in one rule does not stop the others.
+"""Run a suite's variants: one-process runs inside this process (``compare.inprocess``: no
+start-up per run, the dataset loaded once), staged runs as ``bbp launch`` children. A failure
+in one run is its row's; the others go on.
 
-The child reports its step to a progress file (``PROGRESS_ENV`` names it; ``cli/progress.py``
-writes it), which the caller polls to show the current run's progress. One ``bbp compare``
-at a time writes an output folder (``output_lock``): two would share its logs and configs
-and each would report the other's newer runs.
+A staged child reports its step to a progress file (``PROGRESS_ENV`` names it;
+``cli/progress.py`` writes it), which the caller polls to show the current run's progress.
+One ``bbp compare`` at a time writes an output folder (``output_lock``): two would share its
+logs and configs and each would report the other's newer runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beyond_backprop.compare.inprocess import DataCache, train_here
 from beyond_backprop.compare.suite import Variant
 from beyond_backprop.config import dump_config, load_config
 from beyond_backprop.errors import ConfigError
@@ -91,20 +93,31 @@ def find_completed_run(variant: Variant) -> Path | None:
     return None
 
 
-def run_variant(variant: Variant, out: Path, force: bool, on_poll: Poll | None = None
-                ) -> Outcome:  # fmt: skip
-    """Reuse a finished identical run unless ``force``; else train it in a child process."""
+def run_variant(
+    variant: Variant,
+    out: Path,
+    force: bool,
+    on_poll: Poll | None = None,
+    data: DataCache | None = None,
+) -> Outcome:
+    """Reuse a finished identical run unless ``force``; else train it: here when it is one
+    process, in a ``bbp launch`` child when it is staged."""
     if not force and (existing := find_completed_run(variant)) is not None:
         summary = json.loads(RunDir(existing).summary.read_text())
         wall = _stored_wall(existing)
         return Outcome(variant, existing, summary, wall, reused=True)
+    if variant.stages == 1:
+        log_file = out / "logs" / f"{variant.label}.log"
+        summary, error, wall = train_here(variant, log_file, data or DataCache(), on_poll)
+        if summary is None:
+            return Outcome(variant, None, {}, wall, error=error)
+        trained = Path(summary["run_dir"])
+        atomic_write_text(trained / WALL_FILE, json.dumps({"wall_seconds": wall}))
+        return Outcome(variant, trained, summary, wall)
     config_file = out / "configs" / f"{variant.label}.yaml"
     atomic_write_text(config_file, dump_config(variant.config))
-    command = [sys.executable, "-m", "beyond_backprop"]
-    if variant.stages == 1:
-        command += ["train", "--config", str(config_file)]
-    else:
-        command += ["launch", "--nproc", str(variant.stages), "--config", str(config_file)]
+    command = [sys.executable, "-m", "beyond_backprop", "launch", "--nproc", str(variant.stages),
+               "--config", str(config_file)]  # fmt: skip
     log_file = out / "logs" / f"{variant.label}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     progress_file = log_file.with_suffix(".progress")
@@ -152,9 +165,10 @@ def run_suite(
     """Every variant in order; a failure is recorded and the next one runs. ``on_start(i,
     variant)`` may return the poll callback for that run."""
     outcomes = []
+    data = DataCache()
     for i, variant in enumerate(variants):
         poll = on_start(i, variant) if on_start is not None else None
-        outcome = run_variant(variant, out, force, poll)
+        outcome = run_variant(variant, out, force, poll, data)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

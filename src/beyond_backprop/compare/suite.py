@@ -8,6 +8,11 @@ entries:
   - {name: dgl, rule: {name: dgl}, staged: {stages: 2, schedule: pipelined}}
   - {name: fa, rule: {name: fa}, set: [optim.lr=0.01]}
 ```
+
+A staged entry's processes share the one-process run's threads (``engine.threads`` / stages
+each, at least 1; ``staged: {threads: N}`` sets it), so the two rows use the same cores. Each
+staged entry also gets a throughput probe: the one-process run for ``PROBE_STEPS`` steps with
+one stage's threads, the baseline of "one process on one device".
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from beyond_backprop.errors import ConfigError, did_you_mean
 
 SUITE_KEYS = ("name", "description", "base", "entries")
 ENTRY_KEYS = ("name", "rule", "set", "staged")
+STAGED_KEYS = ("stages", "schedule", "threads")
+PROBE_STEPS = 40
+"""Training steps of a throughput probe (its steady rate leaves out the warm-up steps)."""
+PROBE_EVAL_EXAMPLES = 500
+"""A probe's one evaluation, after its last step, scores only this many examples: its
+accuracy is not reported, and it is not timed."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +45,15 @@ class Variant:
     config: ExperimentConfig
     stages: int = 1
     schedule: str | None = None
+    probe: bool = False
+    """A throughput probe (not a row of the table): a few steps, one stage's threads."""
 
     @property
     def label(self) -> str:
-        """``<entry>`` or ``<entry>-<K>stage-<schedule>``: the run's name and file stem."""
+        """``<entry>``, ``<entry>-<K>stage-<schedule>`` or ``<entry>-probe-<T>thread``: the
+        run's name and file stem."""
+        if self.probe:
+            return f"{self.entry}-probe-{self.config.engine.threads}thread"
         return (
             self.entry if self.stages == 1 else f"{self.entry}-{self.stages}stage-{self.schedule}"
         )
@@ -108,21 +124,44 @@ def _entry_variants(
     variants = [Variant(name, config.rule.name, config)]
     staged = entry.get("staged")
     if staged is not None:
-        if not isinstance(staged, dict):
-            problems.append(f"{where}.staged: expected {{stages: K, schedule: S}}, got {staged!r}")
-            return variants
-        stages = staged.get("stages", 2)
-        schedule = staged.get("schedule", "naive")
-        label = f"{name}-{stages}stage-{schedule}"
-        data["engine"] = {
-            **data.get("engine", {}),
-            "stages": stages,
-            "schedule": schedule,
-        }
-        data["name"] = label
-        staged_config = _build(data, f"{where}.staged", problems)
-        if staged_config is not None:
-            variants.append(Variant(name, config.rule.name, staged_config, stages, schedule))
+        variants += _staged_variants(data, staged, config, f"{where}.staged", problems)
+    return variants
+
+
+def _staged_variants(
+    data: dict[str, Any],
+    staged: Any,
+    one: ExperimentConfig,
+    where: str,
+    problems: list[str],
+) -> list[Variant]:
+    """The staged run of an entry and its throughput probe."""
+    if not isinstance(staged, dict):
+        problems.append(f"{where}: expected {{stages: K, schedule: S}}, got {staged!r}")
+        return []
+    for key in staged:
+        if key not in STAGED_KEYS:
+            hint = did_you_mean(str(key), STAGED_KEYS)
+            problems.append(f"{where}.{key}: unknown key{hint}; valid: {', '.join(STAGED_KEYS)}")
+    stages = staged.get("stages", 2)
+    schedule = staged.get("schedule", "naive")
+    total = one.engine.threads
+    per_stage = staged.get("threads", None if total is None else max(1, total // int(stages)))
+    engine = {**data.get("engine", {}), "stages": stages, "schedule": schedule}
+    config = _build({**data, "name": f"{one.name}-{stages}stage-{schedule}",
+                     "engine": {**engine, "threads": per_stage}}, where, problems)  # fmt: skip
+    if config is None:
+        return []
+    variants = [Variant(one.name, one.rule.name, config, int(stages), str(schedule))]
+    train = {**data.get("train", {}), "max_steps": PROBE_STEPS, "eval_every_steps": None}
+    limit = min(one.data.test_limit or PROBE_EVAL_EXAMPLES, PROBE_EVAL_EXAMPLES)
+    probe_data = {**data.get("data", {}), "test_limit": limit}
+    probe = _build({**data, "name": f"{one.name}-probe-{per_stage}thread", "train": train,
+                    "data": probe_data,
+                    "engine": {**data.get("engine", {}), "threads": per_stage}},
+                   f"{where} (its probe)", problems)  # fmt: skip
+    if probe is not None:
+        variants.append(Variant(one.name, one.rule.name, probe, probe=True))
     return variants
 
 

@@ -38,6 +38,7 @@ from beyond_backprop.engines.evaluate import evaluate
 from beyond_backprop.engines.optim import lr_at
 from beyond_backprop.engines.protocol import Step, Terms
 from beyond_backprop.engines.recorder import Progress, Recorder
+from beyond_backprop.engines.steady import SteadyClock
 from beyond_backprop.errors import CheckpointError
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch
@@ -88,6 +89,7 @@ class Trainer:
         self.samples = 0
         """Training examples seen so far (the last batch of an epoch may be smaller)."""
         self.train_seconds = 0.0
+        self.steady = SteadyClock(config.engine.stages)
         self._sums: dict[tuple[int, str], float] = defaultdict(float)
         self._count = 0
         self.last_eval: dict[str, float] = {}
@@ -161,6 +163,7 @@ class Trainer:
         ended = time.perf_counter()
         self.train_seconds += ended - started
         self.samples += len(batch.y)
+        self.steady.add(ended - started, len(batch.y))
         if self.steps_traced is not None:
             self.steps_traced.append((self.step, started, ended))
         self._record_figures(epoch)
@@ -199,6 +202,7 @@ class Trainer:
         """Accuracy (and loss) on the evaluation split, logged and returned (empty in the
         processes of a staged run that do not evaluate)."""
         metrics: dict[str, float] = {}
+        self.steady.pause()
         if self.stepper.prepare_evaluation():
             metrics = self._evaluate_here(epoch)
         self.stepper.after_evaluation()
@@ -229,6 +233,7 @@ class Trainer:
     # -- state -----------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Hand a complete training state to the recorder."""
+        self.steady.pause()
         self.stepper.settle()
         if self.recorder is not None:
             self.recorder.save_checkpoint(self.step, self.state_dict())
@@ -241,6 +246,7 @@ class Trainer:
             "step": self.step,
             "samples": self.samples,
             "train_seconds": self.train_seconds,
+            "steady": self.steady.state(),
             **self.stepper.state_dict(),
             "rng": capture_rng_state(),
             "log_sums": [[block, name, value] for (block, name), value in self._sums.items()],
@@ -260,6 +266,7 @@ class Trainer:
         # formats before 2 did not count samples: full batches are the best estimate there
         self.samples = int(state.get("samples", self.step * self.exp.config.data.batch_size))
         self.train_seconds = float(state["train_seconds"])
+        self.steady.load(state.get("steady"))
         self.stepper.load_state_dict(state)
         restore_rng_state(state["rng"])
         self._sums = defaultdict(
@@ -279,6 +286,9 @@ class Trainer:
             "samples": samples,
             "train_seconds": self.train_seconds,
             "samples_per_second": samples / self.train_seconds if self.train_seconds else 0.0,
+            # the steps only, past each warm-up: no start-up, evaluation or checkpoint
+            "steady_samples_per_second": self.steady.rate(),
+            "steady_steps": self.steady.steps,
             "eval": dict(self.last_eval),
             "accuracy": self.last_eval.get("accuracy"),
             "peak_rss_mb": peak_rss_mb(),

@@ -184,13 +184,15 @@ def _engine(
 
 def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
     """A staged run trains as long as its slowest stage: report that, and each stage's time,
-    receive waits and peak memory (one process: its own peak memory only)."""
+    receive waits and peak memory (one process: its own peak memory only). Its steady rate is
+    the pipeline's: the slowest stage's (every stage counts the same steps)."""
     if not group.distributed:
         return {}
     stage = getattr(engine.stepper, "stage", None)
     timing = {
         "rank": group.rank,
         "train_seconds": engine.train_seconds,
+        "steady_samples_per_second": engine.steady.rate(),
         "recv_wait_seconds": stage.channel.wait_seconds if stage is not None else 0.0,
         "peak_rss_mb": engine.summary()["peak_rss_mb"],
         "peak_device_memory_mb": engine.summary()["peak_device_memory_mb"],
@@ -199,12 +201,15 @@ def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
     device_peaks = [t["peak_device_memory_mb"] for t in timings if t["peak_device_memory_mb"]]
     slowest = max(float(t["train_seconds"]) for t in timings)
     samples = engine.samples
+    rates = [t["steady_samples_per_second"] for t in timings]
     return {
         "stage_timings": timings,
         "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),
         "peak_device_memory_mb": max(device_peaks) if device_peaks else None,
         "train_seconds": slowest,
         "samples_per_second": samples / slowest if slowest else 0.0,
+        "steady_samples_per_second": None if None in rates else min(rates),
+        "steady_rate_of": "slowest stage",
     }
 
 

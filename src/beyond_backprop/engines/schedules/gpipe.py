@@ -39,6 +39,8 @@ class GPipe(Schedule):
     """Micro-batches: all forwards, then all backwards in reverse, one accumulated update."""
 
     serves_what = "wirings with backward 'gradient'"
+    microbatched = True
+    """It splits each batch into ``engine.microbatches`` (reports name its bubble)."""
 
     @classmethod
     def serves(cls, wiring: Wiring) -> bool:
