@@ -102,6 +102,7 @@ class DistChannel(Channel):
             # the count, as a sender of a count first would have sent it; the entries wait
             # for ``recv_named_body``
             self._named[src] = self._recv_index(src, length=ndim) if ndim else []
+            # cpu: a count the caller reads as a number
             return torch.tensor([code], dtype=torch.int64)
         return self._recv_payload(src, code, header[3 : 3 + ndim].tolist())
 
