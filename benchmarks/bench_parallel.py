@@ -85,10 +85,12 @@ def make_config(
     model: dict[str, Any] | None = None,
     rule_options: dict[str, Any] | None = None,
     world: int = 1,
+    engine_options: dict[str, Any] | None = None,
 ) -> Any:
-    """K equal blocks; ``world`` processes (1: the LocalEngine, with the lockstep step)."""
+    """K equal blocks; ``world`` processes (1: the LocalEngine, with the lockstep step);
+    ``engine_options``: more ``engine`` keys (e.g. ``staleness``)."""
     engine = {"stages": world, "threads": threads, "microbatches": microbatches,
-              "schedule": schedule if world > 1 else "naive"}  # fmt: skip
+              "schedule": schedule if world > 1 else "naive", **(engine_options or {})}  # fmt: skip
     return build_experiment_config(
         {
             "data": {"name": "synthetic", "batch_size": batch},
@@ -114,7 +116,7 @@ def run_case(rank: int, world: int, store: str, out: str, case: dict[str, Any]) 
     config = make_config(
         case["rule"], case["stages"], case["batch"], threads, case["microbatches"],
         case.get("schedule") or schedule_for(case["rule"]), case.get("model"),
-        case.get("rule_options"), world,
+        case.get("rule_options"), world, case.get("engine_options"),
     )  # fmt: skip
     data = fake_data(case["batch"] * case["steps"])
     experiment = build_experiment(config, data)

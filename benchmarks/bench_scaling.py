@@ -55,7 +55,14 @@ def case(rule: str, k: int, args: argparse.Namespace, engine: str, schedule: str
     return {"rule": rule, "stages": k, "batch": args.batch, "steps": steps,
             "warmup": warmup, "microbatches": microbatches(args, k), "engine": engine,
             "threads": 1, "schedule": schedule, "model": model,
-            "rule_options": RULE_OPTIONS.get(rule)}  # fmt: skip
+            "rule_options": RULE_OPTIONS.get(rule),
+            "engine_options": {"staleness": staleness(args, k)}}  # fmt: skip
+
+
+def staleness(args: argparse.Namespace, k: int) -> int:
+    """``engine.staleness`` of the stale schedules: ``--staleness``, or K - 1 when it is -1
+    (the error of a batch needs K - 1 stages' forward passes to reach the lowest stage)."""
+    return k - 1 if args.staleness < 0 else int(args.staleness)
 
 
 def microbatches(args: argparse.Namespace, k: int) -> int:
@@ -121,6 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--microbatches", type=int, default=4, help="per batch; 0: one per stage (M = K)"
     )
+    parser.add_argument(
+        "--staleness", type=int, default=1,
+        help="engine.staleness of stale_error / stale_overlap; -1: K - 1",
+    )  # fmt: skip
     parser.add_argument(
         "--schedules", nargs="+", help="measure only these staged schedules (default: every one)"
     )
