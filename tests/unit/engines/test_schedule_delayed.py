@@ -142,6 +142,16 @@ def test_lockstep_ddg_is_backprop_and_delayed_is_not() -> None:
     assert not torch.equal(delayed["blocks.0.1.weight"], backprop["blocks.0.1.weight"])
 
 
+def checkpointed(steppers: Sequence[StagedStep]) -> list[bytes]:
+    """Every stage's state, through bytes as a checkpoint file would hold it."""
+    saved = []
+    for stepper in steppers:
+        buffer = io.BytesIO()
+        torch.save(stepper.state_dict(), buffer)
+        saved.append(buffer.getvalue())
+    return saved
+
+
 def test_checkpoint_mid_run_resumes_bitwise() -> None:
     cfg, boundaries = config("delayed", 3, rule="ddg"), [1, 3]
     straight = make_steppers(cfg, boundaries)
@@ -149,11 +159,7 @@ def test_checkpoint_mid_run_resumes_bitwise() -> None:
 
     first = make_steppers(cfg, boundaries)
     logged = train_steps(first, range(2), close=False)
-    saved = []
-    for stepper in first:  # through bytes, as a checkpoint file would
-        buffer = io.BytesIO()
-        torch.save(stepper.state_dict(), buffer)
-        saved.append(buffer.getvalue())
+    saved = checkpointed(first)
     assert any(torch.load(io.BytesIO(s))["in_flight"] for s in saved)
     resumed = make_steppers(cfg, boundaries)
     for stepper, state in zip(resumed, saved, strict=True):

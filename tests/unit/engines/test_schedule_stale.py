@@ -21,7 +21,12 @@ from beyond_backprop.engines.staged import StagedStep
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import experiment_for
-from tests.unit.engines.test_schedule_delayed import make_steppers, merged, train_steps
+from tests.unit.engines.test_schedule_delayed import (
+    checkpointed,
+    make_steppers,
+    merged,
+    train_steps,
+)
 from tests.unit.engines.test_schedules_fake import STEPS, assert_equal, batches
 
 DFA = {"name": "dfa"}
@@ -162,11 +167,7 @@ def test_checkpoint_mid_run_resumes_bitwise(schedule: str, rule: dict[str, Any])
 
     first = make_steppers(cfg, boundaries)
     logged = train_steps(first, range(2), close=False)
-    saved = []
-    for stepper in first:  # through bytes, as a checkpoint file would
-        buffer = io.BytesIO()
-        torch.save(stepper.state_dict(), buffer)
-        saved.append(buffer.getvalue())
+    saved = checkpointed(first)
     pending = [torch.load(io.BytesIO(s)) for s in saved]
     assert [(len(p["in_flight"]), len(p["weights"]), p["arrived"]) for p in pending] == [
         (2, 2, 2),
