@@ -76,11 +76,14 @@ class Stage:
         """Whether the stage below has an active block (so it expects messages from here)."""
         return self.rank > 0 and self.partition[self.rank - 1].stop > self.active.start
 
-    def forward(self, x: torch.Tensor | None, batch: Batch) -> Pairs:
+    def forward(self, x: torch.Tensor | None, batch: Batch, parts: int = 1) -> Pairs:
         """Receive the input (or take the batch's), run the frozen blocks without gradients
-        and the active ones for learning, and send the output up if a stage above takes part."""
+        and the active ones for learning, and send the output up if a stage above takes part.
+        ``parts`` > 1: the input comes, and the output goes, as that many micro-batches (the
+        stage runs on them joined)."""
         if not self.first:
-            x = self.channel.recv_required(self.rank - 1)
+            pieces = [self.channel.recv_required(self.rank - 1) for _ in range(parts)]
+            x = pieces[0] if parts == 1 else torch.cat(pieces)
         assert x is not None
         start, stop = self.blocks.start, min(self.blocks.stop, self.active.stop)
         learn_from = min(max(start, self.active.start), stop)
@@ -88,7 +91,9 @@ class Stage:
         modules = list(self.stack.blocks[learn_from:stop])
         pairs = forward_blocks(modules, learn_from, x, self.rule.wiring.needs_input_grad)
         if not self.top:
-            self.channel.send(pairs[-1][1] if pairs else x, self.rank + 1)
+            out = pairs[-1][1] if pairs else x
+            for piece in torch.tensor_split(out, parts) if parts > 1 else (out,):
+                self.channel.send(piece, self.rank + 1)
         return pairs
 
     def backward(

@@ -29,8 +29,7 @@ from torch import nn
 
 from beyond_backprop.engines.schedules.base import Schedule
 from beyond_backprop.engines.schedules.registry import register_schedule
-from beyond_backprop.engines.stage import Messages, Pairs, Terms
-from beyond_backprop.engines.step import forward_blocks, frozen_forward
+from beyond_backprop.engines.stage import Messages, Terms
 from beyond_backprop.rules.base import Batch, Wiring
 
 
@@ -82,7 +81,7 @@ class GPipe(Schedule):
         """This stage on the whole batch at once, micro-batches in and out (the messages the
         stages around expect), so its BatchNorm layers see the whole batch."""
         stage = self.stage
-        pairs = self._forward(batch, parts)
+        pairs = stage.forward(batch.x, batch, parts)  # joined in, split out
         inbox: Messages = {}
         if stage.learns and not stage.top:
             # the stage above sends the micro-batches' gradients last one first
@@ -94,21 +93,3 @@ class GPipe(Schedule):
             for m in reversed(range(parts)):
                 stage.channel.send_named({key: p[m] for key, p in pieces.items()}, stage.rank - 1)
         return terms
-
-    def _forward(self, batch: Batch, parts: int) -> Pairs:
-        """``Stage.forward`` on the whole batch: the micro-batches received from below are
-        joined, the output is sent up split again."""
-        stage = self.stage
-        if stage.first:
-            x = batch.x
-        else:
-            x = torch.cat([stage.channel.recv_required(stage.rank - 1) for _ in range(parts)])
-        start, stop = stage.blocks.start, min(stage.blocks.stop, stage.active.stop)
-        learn_from = min(max(start, stage.active.start), stop)
-        x = frozen_forward(stage.stack, x, start, learn_from)
-        modules = list(stage.stack.blocks[learn_from:stop])
-        pairs = forward_blocks(modules, learn_from, x, stage.rule.wiring.needs_input_grad)
-        if not stage.top:
-            for piece in torch.tensor_split(pairs[-1][1] if pairs else x, parts):
-                stage.channel.send(piece, stage.rank + 1)
-        return pairs
