@@ -3,15 +3,18 @@ back-propagation of the batch's mean loss (the LocalEngine's ``naive``, same see
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.config.engine import EngineConfig
 from beyond_backprop.engines.channel import FakeNetwork
+from beyond_backprop.engines.local import StageEngine
 from beyond_backprop.engines.schedules import (
     check_experiment_schedule,
     check_schedule,
@@ -21,8 +24,12 @@ from beyond_backprop.engines.staged import StagedStep
 from beyond_backprop.errors import WiringError
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules.registry import default_wirings
+from beyond_backprop.tracking.checkpoint import load_latest_checkpoint
+from beyond_backprop.tracking.metrics import read_metrics
+from beyond_backprop.tracking.recorder import RunRecorder
+from beyond_backprop.tracking.run_dir import metrics_file_name, state_file_name
 from tests.helpers import tiny_config
-from tests.integration.staged_harness import spawn, train_local, train_staged
+from tests.integration.staged_harness import experiment_for, spawn, train_local, train_staged
 from tests.integration.test_staged import assert_states, ok
 
 PP = [name for name in schedule_names(staged=True) if name.startswith("pp_")]
@@ -72,6 +79,79 @@ def test_fa_and_label_smoothing_equal_one_process(tmp_path: Path) -> None:
     ]
     smoothed = config("pp_gpipe", rule={"name": "backprop", "label_smoothing": 0.2})
     assert_each_equals_one_process(tmp_path, [*fa, smoothed])
+
+
+def _final_state(engine: StageEngine, rank: int) -> dict[str, Any]:
+    """What a resume must reproduce: parameters (rank 0: every stage's, gathered),
+    optimizers, RNG, step and the logged loss sums (not the timings)."""
+    engine.stepper.gather_parameters()
+    state = engine.state_dict()
+    return {key: state[key] for key in ("step", "model", "locals", "optimizers", "rng",
+                                        "log_sums")}  # fmt: skip
+
+
+def _whole_and_resumed(rank: int, cfg: ExperimentConfig, root: str, stop_at: int) -> Any:
+    # one pair of processes runs both: spawning is the slow part
+    def engine(run_dir: Path) -> StageEngine:
+        # a recorder on every engine: it logs (and clears) the loss sums, which are state
+        trainer = StageEngine(experiment_for(cfg, False), [1])  # new modules, stages, schedule
+        trainer.recorder = RunRecorder(run_dir, 2, rank=rank, barrier=dist.barrier)
+        return trainer
+
+    whole = engine(Path(root, "whole"))
+    whole.train()
+    engine(Path(root, "stopped")).train(stop_after=stop_at)
+    loaded = load_latest_checkpoint(Path(root, "stopped"), file_name=state_file_name(rank))
+    assert loaded is not None
+    resumed = engine(Path(root, "stopped"))
+    resumed.load_state_dict(loaded[1])
+    resumed.train()
+    # the resumed run trained on: each of this rank's weights moved after the checkpoint
+    owned = tuple(f"blocks.{k}." for k in resumed.stepper.owned)
+    weights = [k for k in loaded[1]["model"] if k.startswith(owned)]
+    at_stop, final = loaded[1]["model"], resumed.exp.stack.state_dict()
+    moved = bool(weights) and all(not torch.equal(at_stop[k], final[k]) for k in weights)
+    return loaded[0], moved, _final_state(whole, rank), _final_state(resumed, rank)
+
+
+def assert_same(a: Any, b: Any, where: str = "") -> None:
+    """``a`` and ``b`` bitwise equal, nested dicts, lists and tensors alike."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("schedule", ["pp_1f1b", "pp_interleaved_1f1b"])
+def test_stopped_and_resumed_run_is_bitwise_the_whole_run(schedule: str, tmp_path: Path) -> None:
+    # pp_1f1b: blocks [0] and [1, 2, 3] on the two ranks; pp_interleaved_1f1b: one block per
+    # stage, stages 0 and 2 on rank 0. 8 steps an epoch: the stop at 5 and the resume land
+    # mid-epoch, the run crosses an epoch into the second
+    cfg = config(schedule)
+    cfg = replace(cfg, train=replace(cfg.train, epochs=2, max_steps=11))
+    outcomes = spawn(tmp_path, _whole_and_resumed, cfg, str(tmp_path), 5, timeout=120)
+    ok(outcomes)
+    for rank, outcome in enumerate(outcomes):
+        stopped_at, moved, whole, resumed = outcome["result"]
+        assert stopped_at == 5 and moved and whole["step"] == 11
+        assert_same(resumed, whole, f"rank {rank}")
+        momentum = [o for o in whole["optimizers"] if o is not None and o["state"]]
+        assert momentum  # each rank's optimizers carry momentum buffers, compared above
+        logged = [
+            [{k: v for k, v in r.items() if k != "wall"} for r in read_metrics(path)]
+            for path in (tmp_path / run / metrics_file_name(rank) for run in ("whole", "stopped"))
+        ]
+        assert logged[0] == logged[1]
+    assert any(r["split"] == "train" for r in logged[0])  # rank 1 logs the top block's loss
 
 
 def test_microbatches_that_do_not_split_the_batch_are_refused() -> None:
