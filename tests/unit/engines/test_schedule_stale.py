@@ -17,6 +17,7 @@ from torch import nn
 
 from beyond_backprop.config import ExperimentConfig
 from beyond_backprop.engines.channel import FakeNetwork, StageError
+from beyond_backprop.engines.schedules.stale import weights_kept
 from beyond_backprop.engines.staged import StagedStep
 from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from tests.helpers import tiny_config
@@ -96,6 +97,28 @@ def add_grads(into: nn.Module, source: nn.Module) -> None:
     for live, copied in zip(into.parameters(), source.parameters(), strict=True):
         assert copied.grad is not None
         live.grad = copied.grad.clone() if live.grad is None else live.grad + copied.grad
+
+
+def test_a_kept_graph_back_propagates_through_the_weights_of_its_forward_pass() -> None:
+    """Two layers in one block (the inner layer's gradient needs the outer weight): updated
+    in place after the forward pass, the backward pass still uses the forward's weights, and
+    ``of`` gives those weights (the graph's own copies; the bias, unsaved, copied anew)."""
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+    reference = frozen_copy(block)
+    x, grad = torch.randn(6, 4), torch.randn(6, 3)
+    with weights_kept([block]) as kept:
+        out = block(x)
+    weights = kept.of([block])
+    with torch.no_grad():
+        for param in block.parameters():
+            param.add_(1.0)
+    out.backward(grad)
+    reference(x).backward(grad)
+    for live, ref in zip(block.parameters(), reference.parameters(), strict=True):
+        assert live.grad is not None and ref.grad is not None
+        assert torch.equal(live.grad, ref.grad)
+    assert all(torch.equal(w, r) for w, r in zip(weights, reference.parameters(), strict=True))
 
 
 def test_stale_dfa_is_a_hand_written_stale_error_reference() -> None:

@@ -36,20 +36,51 @@ from beyond_backprop.engines.step import Late, forward_blocks
 from beyond_backprop.rules.base import Batch
 
 
+class KeptWeights:
+    """The copies of the parameters that a graph recorded in ``weights_kept`` saved."""
+
+    def __init__(self) -> None:
+        self.copies: dict[int, torch.Tensor] = {}
+        """By the parameter's storage: a copy of the whole parameter."""
+
+    def of(self, modules: Sequence[nn.Module]) -> list[torch.Tensor]:
+        """The ``modules``' parameters at the forward pass: the graph's own copies, or a new
+        copy of a parameter the graph did not save (a bias, whose gradient needs no value)."""
+        params = [p for m in modules for p in m.parameters()]
+        copies = [self.copies.get(p.untyped_storage().data_ptr()) for p in params]
+        return [p.detach().clone() if c is None else c for p, c in zip(params, copies, strict=True)]
+
+
 @contextmanager
-def weights_kept(modules: Sequence[nn.Module]) -> Iterator[None]:
+def weights_kept(modules: Sequence[nn.Module]) -> Iterator[KeptWeights]:
     """The graph recorded inside saves copies of the ``modules``' parameters it reads (and of
     views of them), so it can be back-propagated after the optimizer updated them in place:
-    a late backward pass goes through the weights of its forward pass."""
-    storages = {p.untyped_storage().data_ptr() for m in modules for p in m.parameters()}
+    a late backward pass goes through the weights of its forward pass. A parameter that owns
+    its storage is copied once, however many views of it the graph saves; the copies are
+    what a checkpoint saves of the step (``KeptWeights.of``)."""
+    whole: dict[int, torch.Tensor] = {}
+    parts: set[int] = set()  # storages that hold more than one parameter: copy each view
+    for param in (p for m in modules for p in m.parameters()):
+        storage = param.untyped_storage()
+        if param.is_contiguous() and storage.nbytes() == param.numel() * param.element_size():
+            whole[storage.data_ptr()] = param
+        else:
+            parts.add(storage.data_ptr())
+    kept = KeptWeights()
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.untyped_storage().data_ptr() in storages:
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in whole:
+            if storage not in kept.copies:
+                kept.copies[storage] = whole[storage].detach().clone()
+            copy = kept.copies[storage]
+            return copy.as_strided(tensor.size(), tensor.stride(), tensor.storage_offset())
+        if storage in parts:
             return tensor.detach().clone()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        yield
+        yield kept
 
 
 @contextmanager
@@ -107,14 +138,17 @@ class StaleSignals(Schedule):
         """The blocks that learn late, from block ``late.block``."""
         raise NotImplementedError
 
-    def keep(self, pairs: Pairs, first: int, batch: Batch, step: int, epoch: int) -> None:
-        """Keep step ``step``'s graph of the blocks that learn late (from block ``first``)."""
+    def keep(
+        self, pairs: Pairs, first: int, batch: Batch, step: int, epoch: int, kept: KeptWeights
+    ) -> None:
+        """Keep step ``step``'s graph of the blocks that learn late (from block ``first``),
+        recorded in ``weights_kept``, which gave ``kept``."""
         x_in = pairs[0][0].detach()
         late = Late(first, step, epoch, x_in, x_in.new_empty(0), batch.x, batch.y)
         self.in_flight.append(late)
         self.graphs.append(pairs)
         modules = self.late_modules(late)
-        self.weights.append([p.detach().clone() for m in modules for p in m.parameters()])
+        self.weights.append(kept.of(modules))
 
     def due(self) -> tuple[Late, Pairs] | None:
         """The oldest step in flight with its signal and its graph, once it is ``staleness``

@@ -56,11 +56,11 @@ class StaleError(StaleSignals):
                     stage.channel.send_named(down, rank)
             return self.logged(terms, 0)
         first = max(stage.blocks.start, stage.active.start)
-        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])):
+        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])) as kept:
             pairs = stage.forward(batch.x, batch)
         if not stage.learns:
             return {}
-        self.keep(pairs, first, batch, step, epoch)
+        self.keep(pairs, first, batch, step, epoch, kept)
         due = self.due()
         terms = {} if due is None else self._learn(*due)
         return self.logged(terms, self.staleness)

@@ -55,14 +55,14 @@ class StaleOverlap(StaleSignals):
             return {}
         keeps = stage.learns and not stage.top
         top = stage.blocks.stop - 1
-        with weights_kept([stage.stack.blocks[top]] if keeps else []):
+        with weights_kept([stage.stack.blocks[top]] if keeps else []) as kept:
             pairs = stage.forward(batch.x, batch)
         terms, down = self._own_losses(pairs, batch, step, epoch, retain_graph=keeps)
         if stage.below_learns:
             stage.channel.send_named(down, stage.rank - 1)
         if not keeps:
             return self.logged(terms, 0) if stage.learns else terms
-        self.keep(pairs[-1:], top, batch, step, epoch)
+        self.keep(pairs[-1:], top, batch, step, epoch, kept)
         due = self.due()
         if due is not None:
             self._learn(*due)
