@@ -11,12 +11,14 @@ under every staged schedule that serves the rule's wiring (from the schedule reg
 (1 is a perfect pipeline: every stage busy all the time; the one process pays its Python and
 messages serially, so a pipeline that hides them can pass 1). ``efficiency_ideal`` divides by
 the perfect pipeline's batch / (forward + backward wait) instead, which no overhead inflates.
-Samples/s are steady-state figures
-(``bench_parallel.summarise``: each stage's own post-warm-up window, the slowest stage's rate).
-Each row also has each stage's busy share and CPU ms per step, the mean and largest logged
-``staleness`` where the schedule logs one, and for micro-batched back-propagation (schedules
-that serve ``gradient`` wirings but not forward-only ones) the bubble bound M / (M + K - 1)
-of M micro-batches on K stages (GPipe, arXiv 1811.06965, Sec. 2.2).
+A rule whose top block never runs in training (LoCo's classifier: the probes stand in for
+it) gets one more block, on the top stage, so K stages still hold K blocks that learn.
+Samples/s are steady-state figures (``bench_parallel.summarise``: each stage's own post-warm-up
+window, the slowest stage's rate). Each row also has each stage's busy share and CPU ms per
+step, the mean and largest logged ``staleness`` where the schedule logs one, and for
+micro-batched back-propagation (schedules that serve ``gradient`` wirings but not
+forward-only ones) the bubble bound M / (M + K - 1) of M micro-batches on K stages (GPipe,
+arXiv 1811.06965, Sec. 2.2).
 
 Above ``--all-schedules-up-to`` stages only each rule's best schedule at the largest K
 measured with all of them is run. Wall time is mostly starting processes (20-60 s per staged
@@ -38,6 +40,7 @@ from typing import Any
 from benchmarks.bench_parallel import RULE_OPTIONS, measure, schedules_for
 from benchmarks.common import environment
 from beyond_backprop.engines.schedules import schedule_class
+from beyond_backprop.rules import RULES
 from beyond_backprop.rules.base import Wiring
 
 TARGETS = (0.9, 0.8)
@@ -48,7 +51,8 @@ def case(rule: str, k: int, args: argparse.Namespace, engine: str, schedule: str
     # a schedule that holds several pipeline stages per process (interleaved, zero-bubble V)
     # gets as many blocks per process, each costing its share: the same compute per process
     per_rank = schedule_class(schedule, staged=True).stages_per_rank if schedule else 1
-    model = {"arch": "simulated", "blocks": k * per_rank, "width": 16, "rows": args.batch,
+    blocks = k * per_rank + idle_top_blocks(rule, k * per_rank + 1)
+    model = {"arch": "simulated", "blocks": blocks, "width": 16, "rows": args.batch,
              "forward_ms": args.forward_ms / per_rank,
              "backward_ms": args.backward_ms / per_rank}  # fmt: skip
     steps, warmup = (args.steps, args.warmup) if engine == "staged" else (args.local_steps, 2)
@@ -56,13 +60,17 @@ def case(rule: str, k: int, args: argparse.Namespace, engine: str, schedule: str
             "warmup": warmup, "microbatches": microbatches(args, k), "engine": engine,
             "threads": 1, "schedule": schedule, "model": model,
             "rule_options": RULE_OPTIONS.get(rule),
-            "engine_options": {"staleness": staleness(args, k)}}  # fmt: skip
+            "engine_options": {"staleness": args.staleness}}  # fmt: skip
 
 
-def staleness(args: argparse.Namespace, k: int) -> int:
-    """``engine.staleness`` of the stale schedules: ``--staleness``, or K - 1 when it is -1
-    (the error of a batch needs K - 1 stages' forward passes to reach the lowest stage)."""
-    return k - 1 if args.staleness < 0 else int(args.staleness)
+def idle_top_blocks(rule: str, blocks: int) -> int:
+    """How many top blocks of a ``blocks``-block network never run in training under
+    ``rule`` (a self-supervised rule's classifier, which its probes stand in for): they
+    share the top stage instead of taking a device of their own, so the K stages hold K
+    blocks that learn."""
+    cls = RULES.get(rule)
+    active = cls(cls.Config(**(RULE_OPTIONS.get(rule) or {}))).active_blocks(0, blocks)
+    return blocks - (max(active) + 1)
 
 
 def microbatches(args: argparse.Namespace, k: int) -> int:
@@ -129,8 +137,8 @@ def main() -> None:
         "--microbatches", type=int, default=4, help="per batch; 0: one per stage (M = K)"
     )
     parser.add_argument(
-        "--staleness", type=int, default=1,
-        help="engine.staleness of stale_error / stale_overlap; -1: K - 1",
+        "--staleness", type=int, default=None,
+        help="engine.staleness of stale_error / stale_overlap (default: each one's own)",
     )  # fmt: skip
     parser.add_argument(
         "--schedules", nargs="+", help="measure only these staged schedules (default: every one)"

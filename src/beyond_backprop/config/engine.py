@@ -79,10 +79,12 @@ class EngineConfig:
     """The replay buffers of the ``async`` schedule."""
     microbatches: int = 4
     """``gpipe`` and the ``pp_*`` schedules: micro-batches per batch."""
-    staleness: int = 1
+    staleness: int | None = None
     """``stale_error`` and ``stale_overlap``: a stage learns from the signal of the stage above
     (DFA's output error, the overlap's one-block gradient) this many steps late, so it never
-    waits for the current step's; 0 is the lockstep ``naive`` schedule, bitwise."""
+    waits for the current step's; 0 is the lockstep ``naive`` schedule, bitwise. None: the
+    schedule's own default (``stale_error``: stages - 1, the forward passes the error of a
+    batch needs to reach stage 0; ``stale_overlap``: 1, the stage just above)."""
     gpipe_batchnorm: Literal["microbatch", "batch"] = "microbatch"
     """``gpipe``: the statistics BatchNorm layers normalise with: each micro-batch's own (GPipe's
     choice; gradients differ from one process) or the whole batch's (one process's gradients,
@@ -117,7 +119,7 @@ class EngineConfig:
         for key in ("stages", "microbatches", "stop_check_every"):
             if getattr(self, key) < 1:
                 found.append((key, f"{getattr(self, key)} is invalid: must be >= 1"))
-        if self.staleness < 0:
+        if self.staleness is not None and self.staleness < 0:
             found.append(("staleness", f"{self.staleness} is invalid: must be >= 0 (steps)"))
         if not self.timeout_s > 0:
             found.append(("timeout_s", f"{self.timeout_s} is invalid: must be > 0"))

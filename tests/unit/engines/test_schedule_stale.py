@@ -59,11 +59,15 @@ def run(cfg: ExperimentConfig) -> tuple[dict[str, torch.Tensor], list[list[Any]]
 
 
 @pytest.mark.parametrize(("schedule", "rule"), CASES)
-@pytest.mark.parametrize("staleness", [1, 2])
+@pytest.mark.parametrize("configured", [1, 2, None])
 def test_the_logged_staleness_is_the_configured_one_every_step(
-    schedule: str, rule: dict[str, Any], staleness: int
+    schedule: str, rule: dict[str, Any], configured: int | None
 ) -> None:
-    cfg = config(schedule, rule, stages=3, staleness=staleness)
+    cfg = config(schedule, rule, stages=3, staleness=configured)
+    # by default: the error needs the 2 stages above stage 0; the overlap, the stage above
+    staleness = (
+        {"stale_error": 2, "stale_overlap": 1}[schedule] if configured is None else configured
+    )
     _, logged = run(cfg)
     tops = [0, 2, 3]  # the top block of each stage: blocks 0 | 1, 2 | 3 (the logits)
     for rank, top in enumerate(tops):

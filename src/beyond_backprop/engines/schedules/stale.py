@@ -118,7 +118,8 @@ class StaleSignals(Schedule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.staleness = self.config.engine.staleness
+        configured = self.config.engine.staleness
+        self.staleness = self.default_staleness() if configured is None else configured
         self.in_flight: deque[Late] = deque()
         """The steps this stage has run but not learned from yet, oldest first."""
         self.graphs: deque[Pairs] = deque()
@@ -132,6 +133,10 @@ class StaleSignals(Schedule):
     @property
     def source(self) -> int:
         """The rank that sends this stage its late signal."""
+        raise NotImplementedError
+
+    def default_staleness(self) -> int:
+        """``engine.staleness`` when it is null."""
         raise NotImplementedError
 
     def late_modules(self, late: Late) -> list[nn.Module]:

@@ -5,12 +5,13 @@ DFA sends every hidden block the output error e through a fixed matrix, so a blo
 nothing from the blocks between it and the top: only e. Under ``naive`` a lower stage still
 waits every step for the e of the batch it has just sent up. Here a stage below the top runs
 its blocks forward on batch t, sends the output up and goes on, keeping the graph; it learns
-at step t from the e of batch t - s (s = ``engine.staleness``), which the top stage broadcast
-at step t - s, back-propagated through the graph of step t - s (``stale``: the graphs in
-flight, the weights they keep and the checkpoints). So no block runs twice. The top stage
-computes e of the current batch, learns from it at once and sends it straight to every lower
-stage, as under ``naive``. The staleness is logged as the term ``staleness`` of each stage's
-top block (``stale``).
+at step t from the e of batch t - s (s = ``engine.staleness``; by default the number of
+stages above stage 0, so that stage 0 does not wait for the K - 1 forward passes that e
+needs), which the top stage broadcast at step t - s, back-propagated through the graph of
+step t - s (``stale``: the graphs in flight, the weights they keep and the checkpoints). So
+no block runs twice. The top stage computes e of the current batch, learns from it at once
+and sends it straight to every lower stage, as under ``naive``. The staleness is logged as
+the term ``staleness`` of each stage's top block (``stale``).
 
 Deviations: Nøkland's updates use the error of the same batch; here a lower block learns,
 in step t's update, from the error of batch t - s through its forward pass of that batch
@@ -43,6 +44,10 @@ class StaleError(StaleSignals):
     @property
     def source(self) -> int:
         return self.stage.top_rank  # the error is broadcast from the top
+
+    def default_staleness(self) -> int:
+        # the error of batch t reaches stage 0 after the forward passes of the stages above
+        return self.stage.world_size - 1
 
     def run(self, batch: Batch, step: int, epoch: int) -> Terms:
         stage = self.stage

@@ -6,9 +6,9 @@ loss of the block above, whose gradient comes down one block and stops there
 (``engines/step.py``). Under ``naive`` a stage waits every step for that gradient before it
 updates. Here every stage runs batch t forward and back-propagates its blocks' own losses at
 once, sends what its lowest block back-propagated down and goes on, keeping its top block's
-graph; that block learns from the gradient of batch t - s (s = ``engine.staleness``), which
-the stage above sent at step t - s, back-propagated through the graph of step t - s
-(``stale``: the graphs in flight, the weights they keep and the checkpoints), in step t's
+graph; that block learns from the gradient of batch t - s (s = ``engine.staleness``, by
+default 1), which the stage above sent at step t - s, back-propagated through the graph of
+step t - s (``stale``: the graphs in flight, the weights they keep and the checkpoints), in step t's
 optimizer step; that gradient reaches the block's parameters only, never its input, and no
 block runs twice. The staleness is logged as the term ``staleness`` of each stage's top
 block (0 on the top stage, which nothing overlaps).
@@ -48,6 +48,9 @@ class StaleOverlap(StaleSignals):
     @property
     def source(self) -> int:
         return self.stage.rank + 1  # the overlap gradient comes from the stage above
+
+    def default_staleness(self) -> int:
+        return 1  # the gradient comes from the stage just above
 
     def run(self, batch: Batch, step: int, epoch: int) -> Terms:
         stage = self.stage
