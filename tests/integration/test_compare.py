@@ -89,6 +89,16 @@ def test_suite_problems_are_reported_together(tmp_path: Path) -> None:
     )
 
 
+def test_staged_boundaries_go_to_the_staged_run_only(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        SUITE.split("entries:")[0] + "entries:\n  - {name: bp, rule: {name: backprop},"
+        " staged: {stages: 2, schedule: naive, boundaries: [1]}}\n"
+    )
+    variants = load_suite(suite, tmp_path).variants
+    assert [v.config.engine.boundaries for v in variants] == [None, (1,), None]  # + its probe
+
+
 @pytest.mark.parametrize(
     "suite", sorted((Path(__file__).parents[2] / "configs" / "suites").glob("*.yaml"))
 )

@@ -10,7 +10,8 @@ entries:
 ```
 
 A staged entry's processes share the one-process run's threads (``engine.threads`` / stages
-each, at least 1; ``staged: {threads: N}`` sets it), so the two rows use the same cores. Each
+each, at least 1; ``staged: {threads: N}`` sets it), so the two rows use the same cores;
+``staged: {boundaries: [...]}`` sets the staged run's ``engine.boundaries``. Each
 staged entry also gets a throughput probe: the one-process run for ``PROBE_STEPS`` steps with
 one stage's threads, the baseline of "one process on one device".
 """
@@ -28,7 +29,7 @@ from beyond_backprop.errors import ConfigError, did_you_mean
 
 SUITE_KEYS = ("name", "description", "base", "entries")
 ENTRY_KEYS = ("name", "rule", "set", "staged")
-STAGED_KEYS = ("stages", "schedule", "threads")
+STAGED_KEYS = ("stages", "schedule", "threads", "boundaries")
 PROBE_STEPS = 40
 """Training steps of a throughput probe (its steady rate leaves out the warm-up steps)."""
 PROBE_EVAL_EXAMPLES = 500
@@ -148,6 +149,8 @@ def _staged_variants(
     total = one.engine.threads
     per_stage = staged.get("threads", None if total is None else max(1, total // int(stages)))
     engine = {**data.get("engine", {}), "stages": stages, "schedule": schedule}
+    if "boundaries" in staged:
+        engine["boundaries"] = staged["boundaries"]
     config = _build({**data, "name": f"{one.name}-{stages}stage-{schedule}",
                      "engine": {**engine, "threads": per_stage}}, where, problems)  # fmt: skip
     if config is None:

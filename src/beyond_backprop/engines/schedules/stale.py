@@ -118,8 +118,6 @@ class StaleSignals(Schedule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        configured = self.config.engine.staleness
-        self.staleness = self.default_staleness() if configured is None else configured
         self.in_flight: deque[Late] = deque()
         """The steps this stage has run but not learned from yet, oldest first."""
         self.graphs: deque[Pairs] = deque()
@@ -138,6 +136,12 @@ class StaleSignals(Schedule):
     def default_staleness(self) -> int:
         """``engine.staleness`` when it is null."""
         raise NotImplementedError
+
+    @property
+    def staleness(self) -> int:
+        """How many steps late the signal is applied (``engine.staleness``)."""
+        configured = self.config.engine.staleness
+        return self.default_staleness() if configured is None else configured
 
     def late_modules(self, late: Late) -> list[nn.Module]:
         """The blocks that learn late, from block ``late.block``."""
@@ -179,13 +183,20 @@ class StaleSignals(Schedule):
             self.in_flight[self.arrived].inbox.update(self.stage.channel.recv_named(self.source))
             self.arrived += 1
 
+    @property
+    def unsent(self) -> int:
+        """At a step boundary, how many of the newest steps in flight the source has not sent
+        the signal of yet (default 0: it sends each in the step it belongs to)."""
+        return 0
+
     def settle(self) -> None:
-        # the source has sent the signal of every step in flight: saved with its step
-        self._receive(len(self.in_flight))
+        # what the source has sent for the steps in flight is saved with its step
+        self._receive(len(self.in_flight) - self.unsent)
         super().settle()
 
     def close(self) -> None:
-        self._receive(len(self.in_flight))  # training is over: these are never learned from
+        # training is over: these are never learned from
+        self._receive(len(self.in_flight) - self.unsent)
         self.in_flight.clear()
         self.graphs.clear()
         self.weights.clear()
