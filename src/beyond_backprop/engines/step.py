@@ -230,14 +230,32 @@ def _train_this_block_only(h_out: Tensor, x_in: Tensor, grad: Tensor) -> None:
     """The ``overlap`` wiring: a block that answers with its own ``LocalLoss`` while the block
     above sent a gradient learns from both, but only its own loss reaches its input (and so
     the block below). ``grad`` (dL_above/dh_out) is accumulated into the block's parameters
-    with the input's gradient zeroed, so the overlapping gradient stops one block down."""
-    handle = x_in.register_hook(torch.zeros_like) if x_in.requires_grad else None
-    try:
-        # retain_graph: the block's own loss is back-propagated through the same graph next
-        torch.autograd.backward(h_out, grad, retain_graph=True)
-    finally:
-        if handle is not None:
-            handle.remove()
+    only (the leaves of its graph other than its input), so the overlapping gradient stops one
+    block down and the input's gradient is not even computed."""
+    leaves = _own_leaves(h_out, x_in)
+    if leaves:  # retain_graph: the block's own loss is back-propagated through the graph next
+        torch.autograd.backward(h_out, grad, retain_graph=True, inputs=leaves)
+
+
+def _own_leaves(h_out: Tensor, x_in: Tensor) -> list[Tensor]:
+    """The tensors requiring gradients that ``h_out`` was computed from, up to ``x_in``: the
+    block's own parameters (found in its graph, so no module list is needed)."""
+    stop = x_in.grad_fn  # x_in computed by the block below: nothing of it is the block's own
+    leaves: dict[int, Tensor] = {}
+    seen: set[object] = set()
+    todo = [h_out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node is stop or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: a leaf
+        if variable is not None:
+            if variable is not x_in:
+                leaves[id(variable)] = variable
+            continue
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return list(leaves.values())
 
 
 def _checked_values(
