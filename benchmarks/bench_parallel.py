@@ -17,6 +17,11 @@ freshly spawned processes (gloo on loopback) and reports, after a warm-up:
   CPU milliseconds per step (``time.process_time``: every thread of the process, gloo's too);
 - the mean and largest ``staleness`` term, where the schedule logs one.
 
+``--repeats N`` measures each rule's cases N times over (round after round, so a slow spell
+of a noisy machine spreads over all of them) and reports each case's median round
+(by samples/s; every round's samples/s is kept in ``samples_per_second_rounds``), and the
+ratios against the median one-thread run.
+
 ``profile_rank`` / ``profile_out`` in a case write a cProfile (CPU time) of that rank's steps.
 
     python -m benchmarks.bench_parallel --stages 2 --rules backprop dgl [--steps 60]
@@ -230,6 +235,14 @@ def _busy(record: dict[str, Any], start: float, end: float) -> float:
     return overlap([(a, b) for _, a, b in record["trace"]]) - overlap(record["waits"])
 
 
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median samples/s (the lower one of an even count), with every
+    round's samples/s beside it."""
+    ordered = sorted(rounds, key=lambda figures: figures["samples_per_second"])
+    chosen = ordered[(len(ordered) - 1) // 2]
+    return {**chosen, "samples_per_second_rounds": [f["samples_per_second"] for f in rounds]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, nargs="+", default=[2])
@@ -239,6 +252,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--microbatches", type=int, default=4)
     parser.add_argument("--machine", default="cpu2")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds; the median is kept")
     parser.add_argument(
         "--schedule",
         nargs="+",
@@ -267,9 +281,12 @@ def main() -> None:
                     runs.append(("staged", 1, "async"))
                 if default_wirings()[rule].backward == "delayed_gradient":
                     runs.append(("staged", 1, "naive"))  # the update-locked form beside it
-            for engine, threads, schedule in runs:
-                case = {**common, "engine": engine, "threads": threads, "schedule": schedule}
-                figures = measure(case)
+            cases = [{**common, "engine": engine, "threads": threads, "schedule": schedule}
+                     for engine, threads, schedule in runs]  # fmt: skip
+            rounds = [[measure(case) for case in cases] for _ in range(args.repeats)]
+            for i, case in enumerate(cases):
+                figures = median_round([r[i] for r in rounds])
+                engine, threads, schedule = case["engine"], case["threads"], case["schedule"]
                 how = f"local x{threads}" if engine == "local" else f"{schedule} x{k}"
                 label = f"{rule} {how}"
                 busy = figures.get("stage_busy_share")
@@ -278,6 +295,8 @@ def main() -> None:
                 if engine == "local" and threads == 1:
                     one_thread = speed
                 ratio = f" ({speed / one_thread:.2f}x 1 process, 1 thread)"
+                spread = figures["samples_per_second_rounds"]
+                shown += f", rounds {[round(r) for r in spread]}" if len(spread) > 1 else ""
                 print(f"K={k} {label:28s} {speed:9.1f} samples/s{ratio}{shown}", flush=True)
                 rows.append({**case, "label": label, **figures})
     record = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from benchmarks.bench_parallel import summarise
+from benchmarks.bench_parallel import median_round, summarise
 
 
 def pipeline(stages: int, steps: int, seconds: float) -> list[dict[str, Any]]:
@@ -48,3 +48,10 @@ def test_one_process_has_no_stage_figures() -> None:
     figures = summarise([record], warmup=2, batch=8)
     assert figures["samples_per_second"] == pytest.approx(16.0)
     assert "stage_busy_share" not in figures and "staleness_mean" not in figures
+
+
+def test_repeats_keep_the_median_round_and_every_rounds_rate() -> None:
+    rounds = [{"samples_per_second": v, "id": i} for i, v in enumerate([30.0, 10.0, 20.0, 40.0])]
+    chosen = median_round(rounds)
+    assert chosen["id"] == 2  # 20: the lower median of four
+    assert chosen["samples_per_second_rounds"] == [30.0, 10.0, 20.0, 40.0]
