@@ -44,6 +44,6 @@ class DDG(Backprop):
             # nothing to give DDG: it learns from the true gradient only, however late
             raise WiringError(
                 "rule 'ddg' needs the true gradient from above, however late: use "
-                "engine.schedule 'delayed' (or 'naive', the lockstep form)"
+                "engine.schedule 'delayed' or 'delayed_stashed' (or 'naive', the lockstep form)"
             )
         return super().block_objective(k, ctx)

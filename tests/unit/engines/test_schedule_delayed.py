@@ -8,6 +8,7 @@ import dataclasses
 import io
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import torch
@@ -152,18 +153,24 @@ def checkpointed(steppers: Sequence[StagedStep]) -> list[bytes]:
     return saved
 
 
-def test_checkpoint_mid_run_resumes_bitwise() -> None:
-    cfg, boundaries = config("delayed", 3, rule="ddg"), [1, 3]
+def resumed_bitwise(cfg: ExperimentConfig, boundaries: list[int], stop: int) -> list[Any]:
+    """Train straight, and train ``stop`` steps, checkpoint, resume on new stages and finish:
+    assert both end with the same parameters (bitwise) and logged terms; return each
+    stage's checkpointed state."""
     straight = make_steppers(cfg, boundaries)
     logged_straight = train_steps(straight, range(STEPS), close=True)
-
     first = make_steppers(cfg, boundaries)
-    logged = train_steps(first, range(2), close=False)
+    logged = train_steps(first, range(stop), close=False)
     saved = checkpointed(first)
-    assert any(torch.load(io.BytesIO(s))["in_flight"] for s in saved)
     resumed = make_steppers(cfg, boundaries)
     for stepper, state in zip(resumed, saved, strict=True):
         stepper.load_state_dict(torch.load(io.BytesIO(state)))
-    rest = train_steps(resumed, range(2, STEPS), close=True)
+    rest = train_steps(resumed, range(stop, STEPS), close=True)
     assert_equal(merged(resumed), merged(straight), exact=True)
     assert [a + b for a, b in zip(logged, rest, strict=True)] == logged_straight
+    return [torch.load(io.BytesIO(state)) for state in saved]
+
+
+def test_checkpoint_mid_run_resumes_bitwise() -> None:
+    saved = resumed_bitwise(config("delayed", 3, rule="ddg"), [1, 3], stop=2)
+    assert any(state["in_flight"] for state in saved)

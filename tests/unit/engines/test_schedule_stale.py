@@ -4,7 +4,6 @@ taken mid-run resumes bitwise, and no lower stage waits for a signal of the curr
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Sequence
 from copy import deepcopy
@@ -23,9 +22,9 @@ from beyond_backprop.engines.step import backward_blocks, forward_blocks
 from tests.helpers import tiny_config
 from tests.integration.staged_harness import experiment_for
 from tests.unit.engines.test_schedule_delayed import (
-    checkpointed,
     make_steppers,
     merged,
+    resumed_bitwise,
     train_steps,
 )
 from tests.unit.engines.test_schedules_fake import STEPS, assert_equal, batches
@@ -188,25 +187,12 @@ def test_stale_overlap_is_a_hand_written_late_overlap_reference() -> None:
 
 @pytest.mark.parametrize(("schedule", "rule"), CASES)
 def test_checkpoint_mid_run_resumes_bitwise(schedule: str, rule: dict[str, Any]) -> None:
-    cfg, boundaries = config(schedule, rule, stages=3, staleness=2), [1, 3]
-    straight = make_steppers(cfg, boundaries)
-    logged_straight = train_steps(straight, range(STEPS), close=True)
-
-    first = make_steppers(cfg, boundaries)
-    logged = train_steps(first, range(2), close=False)
-    saved = checkpointed(first)
-    pending = [torch.load(io.BytesIO(s)) for s in saved]
-    assert [(len(p["in_flight"]), len(p["weights"]), p["arrived"]) for p in pending] == [
+    saved = resumed_bitwise(config(schedule, rule, stages=3, staleness=2), [1, 3], stop=2)
+    assert [(len(p["in_flight"]), len(p["weights"]), p["arrived"]) for p in saved] == [
         (2, 2, 2),
         (2, 2, 2),
         (0, 0, 0),
     ]
-    resumed = make_steppers(cfg, boundaries)
-    for stepper, state in zip(resumed, saved, strict=True):
-        stepper.load_state_dict(torch.load(io.BytesIO(state)))
-    rest = train_steps(resumed, range(2, STEPS), close=True)
-    assert_equal(merged(resumed), merged(straight), exact=True)
-    assert [a + b for a, b in zip(logged, rest, strict=True)] == logged_straight
 
 
 def held_until_lower_stepped(steppers: Sequence[StagedStep]) -> None:

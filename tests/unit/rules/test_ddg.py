@@ -48,7 +48,7 @@ def test_wiring_is_a_delayed_true_gradient() -> None:
 
 
 def test_a_schedule_that_gives_no_gradient_is_refused_naming_delayed() -> None:
-    with pytest.raises(WiringError, match="schedules for 'ddg': delayed, naive"):
+    with pytest.raises(WiringError, match="schedules for 'ddg': delayed, delayed_stashed, naive"):
         run_fake(config("decoupled", 2, rule="ddg"), False, [2])
 
 
@@ -63,5 +63,5 @@ def test_decoupled_refuses_ddg_up_front_naming_delayed() -> None:
     message = check_schedule(
         EngineConfig(stages=2, schedule="decoupled"), "ddg", wirings["ddg"], wirings
     )
-    assert message is not None and "schedules for 'ddg': delayed, naive" in message
+    assert message is not None and "schedules for 'ddg': delayed, delayed_stashed, naive" in message
     assert "rules it serves: cdni, dni" in message

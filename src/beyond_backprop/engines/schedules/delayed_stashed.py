@@ -21,12 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from beyond_backprop.engines.schedules.registry import register_schedule
-from beyond_backprop.engines.schedules.stale import StaleSignals, weights_kept
+from beyond_backprop.engines.schedules.stale import StaleSignals
 from beyond_backprop.engines.stage import Terms
-from beyond_backprop.engines.step import Late
 from beyond_backprop.experiment import Experiment
 from beyond_backprop.rules.base import Batch, Wiring
 
@@ -63,9 +60,6 @@ class DelayedStashed(StaleSignals):
         # the stage above is one step less late: it has sent the oldest step's gradient only
         return max(0, self.staleness - 1)
 
-    def late_modules(self, late: Late) -> list[nn.Module]:
-        return list(self.stage.stack.blocks[late.block : self.stage.blocks.stop])
-
     def run(self, batch: Batch, step: int, epoch: int) -> Terms:
         stage = self.stage
         if not stage.runs:
@@ -74,13 +68,9 @@ class DelayedStashed(StaleSignals):
             pairs = stage.forward(batch.x, batch)
             terms, down = stage.backward(pairs, batch, step, epoch, {})
             return self._sent(terms, down)
-        first = max(stage.blocks.start, stage.active.start)
-        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])) as kept:
-            pairs = stage.forward(batch.x, batch)
+        due = self.forward_and_keep(batch, step, epoch)
         if not stage.learns:
             return {}
-        self.keep(pairs, first, batch, step, epoch, kept)
-        due = self.due()
         if due is None:
             return self.logged({}, self.staleness)  # no gradient has come down yet
         late, graph = due

@@ -144,8 +144,20 @@ class StaleSignals(Schedule):
         return self.default_staleness() if configured is None else configured
 
     def late_modules(self, late: Late) -> list[nn.Module]:
-        """The blocks that learn late, from block ``late.block``."""
-        raise NotImplementedError
+        """The blocks that learn late: from block ``late.block`` to the stage's top."""
+        return list(self.stage.stack.blocks[late.block : self.stage.blocks.stop])
+
+    def forward_and_keep(self, batch: Batch, step: int, epoch: int) -> tuple[Late, Pairs] | None:
+        """Run the stage forward on ``batch`` (sending its output up), keep the graph of its
+        learning blocks if it has any, and return the oldest step that is due, if one is."""
+        stage = self.stage
+        first = max(stage.blocks.start, stage.active.start)
+        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])) as kept:
+            pairs = stage.forward(batch.x, batch)
+        if not stage.learns:
+            return None
+        self.keep(pairs, first, batch, step, epoch, kept)
+        return self.due()
 
     def keep(
         self, pairs: Pairs, first: int, batch: Batch, step: int, epoch: int, kept: KeptWeights

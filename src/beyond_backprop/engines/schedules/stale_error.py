@@ -22,10 +22,8 @@ batch's inputs and targets, not its extra views.
 
 from __future__ import annotations
 
-from torch import nn
-
 from beyond_backprop.engines.schedules.registry import register_schedule
-from beyond_backprop.engines.schedules.stale import StaleSignals, weights_kept
+from beyond_backprop.engines.schedules.stale import StaleSignals
 from beyond_backprop.engines.stage import Pairs, Terms
 from beyond_backprop.engines.step import Late
 from beyond_backprop.rules.base import Batch, Wiring
@@ -60,18 +58,11 @@ class StaleError(StaleSignals):
                 if stage.partition[rank].stop > stage.active.start:
                     stage.channel.send_named(down, rank)
             return self.logged(terms, 0)
-        first = max(stage.blocks.start, stage.active.start)
-        with weights_kept(list(stage.stack.blocks[first : stage.blocks.stop])) as kept:
-            pairs = stage.forward(batch.x, batch)
+        due = self.forward_and_keep(batch, step, epoch)
         if not stage.learns:
             return {}
-        self.keep(pairs, first, batch, step, epoch, kept)
-        due = self.due()
         terms = {} if due is None else self._learn(*due)
         return self.logged(terms, self.staleness)
-
-    def late_modules(self, late: Late) -> list[nn.Module]:
-        return list(self.stage.stack.blocks[late.block : self.stage.blocks.stop])
 
     def _learn(self, late: Late, pairs: Pairs) -> Terms:
         """The stage's learning blocks learn from step ``late.step``'s error, through that
