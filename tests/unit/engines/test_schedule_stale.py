@@ -4,6 +4,7 @@ taken mid-run resumes bitwise, and no lower stage waits for a signal of the curr
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Sequence
 from copy import deepcopy
@@ -193,6 +194,22 @@ def test_checkpoint_mid_run_resumes_bitwise(schedule: str, rule: dict[str, Any])
         (2, 2, 2),
         (0, 0, 0),
     ]
+
+
+def live_tensors() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) in (torch.Tensor, nn.Parameter))
+
+
+@pytest.mark.parametrize(("schedule", "rule"), CASES)
+def test_the_graphs_learned_from_are_freed(schedule: str, rule: dict[str, Any]) -> None:
+    """Once their late signal has been applied, kept graphs are garbage: nothing (no saved
+    output holding its own node) keeps them alive, so training for longer holds no more."""
+    steppers = make_steppers(config(schedule, rule), [2])  # stage 0: blocks 0 and 1
+    train_steps(steppers, range(STEPS), close=False)
+    held = live_tensors()
+    train_steps(steppers, range(STEPS), close=False)  # the same batches again
+    assert live_tensors() == held
 
 
 def held_until_lower_stepped(steppers: Sequence[StagedStep]) -> None:

@@ -77,7 +77,7 @@ def weights_kept(modules: Sequence[nn.Module]) -> Iterator[KeptWeights]:
             return copy.as_strided(tensor.size(), tensor.stride(), tensor.storage_offset())
         if storage in parts:
             return tensor.detach().clone()
-        return tensor
+        return tensor.detach()  # not the tensor itself: a saved output would hold its own node
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         yield kept
