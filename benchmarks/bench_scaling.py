@@ -16,8 +16,8 @@ it) gets one more block, on the top stage, so K stages still hold K blocks that 
 Samples/s are steady-state figures (``bench_parallel.summarise``: each stage's own post-warm-up
 window, the slowest stage's rate). Each row also has each stage's busy share and CPU ms per
 step, the mean and largest logged ``staleness`` where the schedule logs one, and for
-micro-batched back-propagation (schedules that serve ``gradient`` wirings but not
-forward-only ones) the bubble bound M / (M + K - 1) of M micro-batches on K stages (GPipe,
+the micro-batched schedules (``Schedule.microbatched``: pipeline-parallel back-propagation)
+the bubble bound M / (M + K - 1) of M micro-batches on K stages (GPipe,
 arXiv 1811.06965, Sec. 2.2).
 
 Above ``--all-schedules-up-to`` stages only each rule's best schedule at the largest K
@@ -41,7 +41,6 @@ from benchmarks.bench_parallel import RULE_OPTIONS, measure, schedules_for
 from benchmarks.common import environment
 from beyond_backprop.engines.schedules import schedule_class
 from beyond_backprop.rules import RULES
-from beyond_backprop.rules.base import Wiring
 
 TARGETS = (0.9, 0.8)
 """Efficiency targets drawn on the plot: forward-only pipelines, and the other local rules."""
@@ -78,12 +77,6 @@ def microbatches(args: argparse.Namespace, k: int) -> int:
     return int(args.microbatches) or k
 
 
-def micro_batched(schedule: str) -> bool:
-    """Pipeline-parallel back-propagation: serves gradient wirings, not forward-only ones."""
-    cls = schedule_class(schedule, staged=True)
-    return bool(cls.serves(Wiring(backward="gradient")) and not cls.serves(Wiring(backward="none")))
-
-
 def staged_row(rule: str, k: int, schedule: str, one: float, args: argparse.Namespace) -> Any:
     figures = measure(case(rule, k, args, "staged", schedule))
     speed = figures["samples_per_second"]
@@ -96,7 +89,7 @@ def staged_row(rule: str, k: int, schedule: str, one: float, args: argparse.Name
     for key in ("staleness_mean", "staleness_max"):
         if key in figures:
             row[key] = figures[key]
-    if micro_batched(schedule):
+    if schedule_class(schedule, staged=True).microbatched:
         m = microbatches(args, k)
         row["bubble_bound"] = m / (m + k - 1)
     busy = [round(b, 2) for b in figures["stage_busy_share"]]

@@ -109,9 +109,8 @@ def _largest_wait(row: dict[str, Any]) -> float | None:
 
 
 def _microbatched(row: dict[str, Any]) -> bool:
-    """Whether the row's schedule splits batches into ``engine.microbatches`` (a schedule
-    class says so with ``microbatched = True``)."""
+    """Whether the row's schedule splits batches into ``engine.microbatches``."""
     try:
-        return bool(getattr(schedule_class(row["schedule"], staged=True), "microbatched", False))
+        return schedule_class(row["schedule"], staged=True).microbatched
     except KeyError:  # a schedule this process does not know
         return False

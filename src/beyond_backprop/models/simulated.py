@@ -60,8 +60,7 @@ class SimulatedConfig:
 
     Deviations: the wait stands for a block's compute on its own accelerator; only
     training-mode passes wait (evaluation, and frozen blocks, which run in eval mode, do
-    not), and an auxiliary head or synthesizer costs no
-    simulated time.
+    not), and an auxiliary head or synthesizer costs no simulated time.
     """
 
     blocks: int = 4

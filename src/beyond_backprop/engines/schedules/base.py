@@ -26,6 +26,8 @@ class Schedule:
 
     serves_what: ClassVar[str] = "any wiring"
     """The wirings it serves, in words (error messages name it)."""
+    microbatched: ClassVar[bool] = False
+    """Whether it splits each batch into ``engine.microbatches`` (reports name its bubble)."""
     stages_per_rank: ClassVar[int] = 1
     """Pipeline stages each rank holds (interleaved schedules: several block ranges, each a
     "virtual" stage, placed by ``rank_of``)."""

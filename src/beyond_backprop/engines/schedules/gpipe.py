@@ -39,7 +39,6 @@ class GPipe(Schedule):
 
     serves_what = "wirings with backward 'gradient'"
     microbatched = True
-    """It splits each batch into ``engine.microbatches`` (reports name its bubble)."""
 
     @classmethod
     def serves(cls, wiring: Wiring) -> bool:

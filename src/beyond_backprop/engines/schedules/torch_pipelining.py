@@ -69,7 +69,6 @@ class TorchPipeline(Schedule):
     serves_what = "wirings with backward 'gradient' (through torch.distributed.pipelining)"
     torch_schedule: ClassVar[type[Any]]
     microbatched = True
-    """It splits each batch into ``engine.microbatches`` (reports name its bubble)."""
 
     @classmethod
     def serves(cls, wiring: Wiring) -> bool:
