@@ -1,4 +1,5 @@
-"""Split a stack into stages of equal measured cost (a short timed dry run per block)."""
+"""Split a stack into stages of equal measured cost (a short timed dry run of the rule's own
+step, one block at a time)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,77 @@ import time
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
 
-from beyond_backprop.models import BlockStack
+from beyond_backprop.engines.device import synchronize, to_device
+from beyond_backprop.engines.step import backward_blocks, forward_blocks, frozen_forward
+from beyond_backprop.experiment import Experiment
+from beyond_backprop.rules.base import Batch
 
 
-def measure_block_costs(stack: BlockStack, x: Tensor, repeats: int = 3) -> list[float]:
-    """Seconds per forward+backward of each block on input batch ``x`` (median of
-    ``repeats``, after one warm-up); leaves no gradients and no BatchNorm updates behind."""
-    costs = []
-    was_training = stack.training
-    stack.eval()  # running statistics stay as they are
-    h = x
-    for k, block in enumerate(stack.blocks):
-        times = []
-        for attempt in range(repeats + 1):
-            # training never computes the gradient of the data (the first block's input)
-            x_in = h.detach().requires_grad_(k > 0)
-            started = time.perf_counter()
-            out = block(x_in)
-            params = [p for p in block.parameters() if p.requires_grad]
-            torch.autograd.grad(out.sum(), [x_in, *params] if k > 0 else params)
-            if attempt:  # the first call pays one-off costs
-                times.append(time.perf_counter() - started)
-        costs.append(sorted(times)[len(times) // 2])
-        with torch.no_grad():
-            h = block(h)
-    stack.train(was_training)
-    return costs
+def measure_block_costs(experiment: Experiment, repeats: int = 3) -> list[float]:
+    """Seconds each block costs in one training step of the experiment's rule, on one batch:
+    its forward, its objective (the rule's local module, heads and views included) and its
+    backward, each block given what the block above sends it, as across a stage boundary.
+    Median of ``repeats`` after one warm-up; a block the rule does not train costs its
+    forward (below the trained blocks) or nothing (above them).
+
+    The dry run leaves nothing behind: parameters, buffers (BatchNorm statistics) and
+    gradients of the stack and the local modules are restored, and torch's random generators
+    too (a rule's views draw from them)."""
+    exp, device = experiment, experiment.device
+    n = len(exp.stack)
+    active = list(exp.rule.active_blocks(0, n))
+    first, last = active[0], active[-1]
+    size = exp.config.data.batch_size
+    data = exp.data.train
+    batch = Batch(to_device(data.x[:size], device), to_device(data.y[:size], device))
+    modules = [exp.stack, *(m for m in exp.locals if m is not None)]
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in modules]
+    grads = {p: p.grad for m in modules for p in m.parameters()}
+    for p in grads:
+        p.grad = None  # backward would accumulate into them in place
+    times: list[list[float]] = [[] for _ in range(n)]
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for attempt in range(repeats + 1):  # the first attempt pays one-off costs
+            seconds = _timed_step(exp, exp.rule.transform_batch(batch, 0), first, last)
+            for k, s in enumerate(seconds if attempt else []):
+                times[k].append(s)
+    for module, state in zip(modules, saved, strict=True):
+        module.load_state_dict(state)
+    for p, grad in grads.items():
+        p.grad = grad
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
+def _timed_step(exp: Experiment, batch: Batch, first: int, last: int) -> list[float]:
+    """One step of blocks ``first`` .. ``last`` as ``train_blocks`` runs it, block by block and
+    timed: every forward, then each block's objective and backward, top block first."""
+    n, device, rule = len(exp.stack), exp.device, exp.rule
+    seconds = [0.0] * n
+    x = batch.x
+    for k in range(first):
+        started = time.perf_counter()
+        x = frozen_forward(exp.stack, x, k, k + 1)
+        synchronize(device)
+        seconds[k] = time.perf_counter() - started
+    pairs = []
+    for k in range(first, last + 1):
+        started = time.perf_counter()
+        (pair,) = forward_blocks([exp.stack.blocks[k]], k, x, rule.wiring.needs_input_grad)
+        synchronize(device)
+        seconds[k] = time.perf_counter() - started
+        pairs.append(pair)
+        x = pair[1]
+    inbox: dict[str, torch.Tensor] = {}
+    for k in reversed(range(first, last + 1)):
+        started = time.perf_counter()
+        result = backward_blocks(rule, exp.locals, [pairs[k - first]], k, n, batch, 0, 0, inbox)
+        synchronize(device)
+        seconds[k] += time.perf_counter() - started
+        inbox = dict(result.outbox)
+        if result.grad_below is not None:
+            inbox["grad"] = result.grad_below
+    return seconds
 
 
 def balanced_boundaries(costs: Sequence[float], stages: int) -> list[int]:

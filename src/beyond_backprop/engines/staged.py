@@ -109,7 +109,8 @@ class StagedStep:
             raise WiringError(f"active blocks must be contiguous, got {active}")
         learning = [k for k in self.owned if k in self.stage.active]
         self.optimizers.prepare(self.owned, lr)
-        batch = self.exp.rule.transform_batch(batch, step)  # every rank: RNG in step
+        rule = self.exp.rule  # a stage without block 0 needs the targets, not block 0's inputs
+        batch = (rule.transform_batch if 0 in self.owned else rule.transform_targets)(batch, step)
         terms = self.schedule.run(batch, step, epoch)
         self.optimizers.step(learning)
         self.schedule.after_update(batch, step, epoch)

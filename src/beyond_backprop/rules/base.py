@@ -180,6 +180,13 @@ class LearningRule:
         save. Default: unchanged."""
         return batch
 
+    def transform_targets(self, batch: Batch, step: int) -> Batch:
+        """The batch of ``transform_batch`` as a stage that does not hold block 0 reads it:
+        its targets and views, which must be the same on every stage, but not the inputs of
+        block 0 (left as they come when only block 0 reads them, e.g. a contrastive rule's
+        augmented views). Default: ``transform_batch``."""
+        return self.transform_batch(batch, step)
+
     def active_blocks(self, epoch: int, num_blocks: int) -> Sequence[int]:
         """The blocks that learn in ``epoch``; blocks below the lowest active one run frozen,
         blocks above the highest do not run. Default: all."""

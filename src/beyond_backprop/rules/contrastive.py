@@ -34,3 +34,8 @@ class TwoViewContrastive(SelfSupervisedRule):
     def transform_batch(self, batch: Batch, step: int) -> Batch:
         """Two views of each image, stacked (2B); the targets repeated for the probes."""
         return Batch(stacked_views(batch.x, self.config.views), batch.y.repeat(2))
+
+    def transform_targets(self, batch: Batch, step: int) -> Batch:
+        """The targets repeated for the two views; the views, which only block 0 reads, are
+        not drawn (the inputs stay as they come)."""
+        return Batch(batch.x, batch.y.repeat(2))

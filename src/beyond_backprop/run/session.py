@@ -167,7 +167,6 @@ def _engine(
     if config.engine.boundaries is not None:
         boundaries = list(config.engine.boundaries)
     else:  # rank 0 balances measured costs for all
-        x = experiment.data.train.x[: config.data.batch_size]
         # an interleaved schedule holds several stages per rank; too few blocks for them is
         # refused by the engine, which names the schedule
         name = config.engine.schedule  # an unknown name is refused by the engine
@@ -175,7 +174,7 @@ def _engine(
         stages = group.world_size * per_rank
         stages = stages if stages <= len(experiment.stack) else group.world_size
         boundaries = group.share(
-            lambda: balanced_boundaries(measure_block_costs(experiment.stack, x), stages)
+            lambda: balanced_boundaries(measure_block_costs(experiment), stages)
         )
         log.info("stage boundaries %s (balanced by measured block costs)", boundaries)
     return StageEngine(experiment, boundaries, progress=progress if group.rank == 0 else None,

@@ -286,3 +286,20 @@ def test_each_refuses_the_other_wirings_naming_the_rules_it_serves(
     assert check_schedule(engine, serves, rules[serves], rules) is None
     message = check_schedule(engine, "backprop", rules["backprop"], rules)
     assert message is not None and f"rules it serves: {serves};" in message
+
+
+def test_only_the_stage_holding_block_0_draws_the_views() -> None:
+    """A contrastive rule's augmented views feed block 0 only: the stage above takes the
+    targets (``transform_targets``) and spends nothing on views it would not read."""
+    steppers = make_steppers(config("stale_overlap", {"name": "loco"}), [2])
+    drawn: list[int] = []
+    for stepper in steppers:
+        views = stepper.exp.rule.transform_batch
+
+        def counted(batch: Any, step: int, rank: int = stepper.rank, views: Any = views) -> Any:
+            drawn.append(rank)
+            return views(batch, step)
+
+        stepper.exp.rule.transform_batch = counted  # type: ignore[method-assign]
+    train_steps(steppers, range(STEPS), close=True)
+    assert drawn == [0] * STEPS
