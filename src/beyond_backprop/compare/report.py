@@ -49,7 +49,7 @@ LEGEND = (
     "run's; steady vs bp = this run's steady samples/s / backprop's (one process). Staged rows: "
     "steady samples/s against the same rule in one process on the same cores (its one-process "
     "row, whose threads are the stages' total) and on one device (a throughput probe: the "
-    "one-process run for a few dozen steps, no evaluation counted, with one stage's threads). "
+    "one-process run for 80 steps, no evaluation counted, with one stage's threads). "
     "peak MiB: host memory of the run (one-process runs: this process, peak reset before each "
     "run); peak GPU MiB: memory allocated on the GPU (staged: the largest stage's; empty on the "
     "CPU)."

@@ -30,7 +30,7 @@ from beyond_backprop.errors import ConfigError, did_you_mean
 SUITE_KEYS = ("name", "description", "base", "entries")
 ENTRY_KEYS = ("name", "rule", "set", "staged")
 STAGED_KEYS = ("stages", "schedule", "threads", "boundaries")
-PROBE_STEPS = 40
+PROBE_STEPS = 80
 """Training steps of a throughput probe (its steady rate leaves out the warm-up steps)."""
 PROBE_EVAL_EXAMPLES = 500
 """A probe's one evaluation, after its last step, scores only this many examples: its
