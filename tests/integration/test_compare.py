@@ -41,9 +41,11 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     out = tmp_path / "out"
     assert run(["compare", "--suite", str(suite), "--out", str(out)], monkeypatch) == 0
     shown = capsys.readouterr().out
-    labels = ["backprop", "backprop-2stage-naive", "backprop-probe-1thread", "broken"]
+    # the staged run between the two halves of its probe
+    labels = ["backprop", "backprop-probe-1thread-before", "backprop-2stage-naive",
+              "backprop-probe-1thread-after", "broken"]  # fmt: skip
     for k, label in enumerate(labels, start=1):
-        assert f"run {k} of 4: {label}" in shown  # off a terminal: one line as each run starts
+        assert f"run {k} of 5: {label}" in shown  # off a terminal: one line as each run starts
     table = json.loads((out / "compare.json").read_text())
     assert [r["label"] for r in table] == ["backprop", "backprop-2stage-naive", "broken"]
     one, staged, broken = table
@@ -55,6 +57,9 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     # the probe is the staged row's one-device baseline, not a row; the one-process row has
     # 1 thread, not the stages' 2: no same-cores figure
     assert staged["speedup_one_device"] > 0 and staged["speedup_same_cores"] is None
+    assert len(staged["one_device_halves"]) == 2 and all(staged["one_device_halves"])
+    for half in ("before", "after"):  # two runs: the second half is not the first one reused
+        assert len(list((out / "runs" / f"backprop-probe-1thread-{half}").glob("*/"))) == 1
     assert "backprop on 2 stages (naive): " in shown
     rates = [t["steady_samples_per_second"] for t in staged["stage_timings"]]
     assert staged["steady_samples_per_second"] == min(rates)  # the pipeline's: the slowest
@@ -96,7 +101,7 @@ def test_staged_boundaries_go_to_the_staged_run_only(tmp_path: Path) -> None:
         " staged: {stages: 2, schedule: naive, boundaries: [1]}}\n"
     )
     variants = load_suite(suite, tmp_path).variants
-    assert [v.config.engine.boundaries for v in variants] == [None, (1,), None]  # + its probe
+    assert [v.config.engine.boundaries for v in variants] == [None, None, (1,), None]  # + probe
 
 
 @pytest.mark.parametrize(

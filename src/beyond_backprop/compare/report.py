@@ -6,7 +6,8 @@ this run's (how much sooner the same training ends), the other ratios compare st
 (training samples/s between evaluations, past each warm-up; ``engines.steady``). A staged row
 has two: against the same rule in one process on the same cores (its one-process row, whose
 threads are the staged run's total) and on one device (the entry's throughput probe: one
-process with one stage's threads). The sentences under the table (``compare.speedups``) say
+process with one stage's threads, half of its steps run just before the staged run and half
+just after, pooled). The sentences under the table (``compare.speedups``) say
 what each staged row reaches and why.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from beyond_backprop.compare.execute import Outcome
 from beyond_backprop.compare.speedups import SCALING_PLOT, copy_scaling_plot, staged_sentences
-from beyond_backprop.compare.suite import Variant
+from beyond_backprop.compare.suite import PROBE_STEPS, Variant
 from beyond_backprop.tracking.atomic import atomic_write_text
 
 COLUMNS = [
@@ -49,7 +50,8 @@ LEGEND = (
     "run's; steady vs bp = this run's steady samples/s / backprop's (one process). Staged rows: "
     "steady samples/s against the same rule in one process on the same cores (its one-process "
     "row, whose threads are the stages' total) and on one device (a throughput probe: the "
-    "one-process run for 80 steps, no evaluation counted, with one stage's threads). "
+    f"one-process run with one stage's threads for {PROBE_STEPS} steps, half just before the "
+    "staged run and half just after, pooled, no evaluation counted). "
     "peak MiB: host memory of the run (one-process runs: this process, peak reset before each "
     "run); peak GPU MiB: memory allocated on the GPU (staged: the largest stage's; empty on the "
     "CPU)."
@@ -68,8 +70,8 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             continue
         steady, seconds = s.get("steady_samples_per_second"), s.get("train_seconds")
         engine = "1 process" if v.stages == 1 else f"{v.stages} stages, {v.schedule}"
-        one, probe = _baselines(outcomes, v)
-        one_device = probe.get("steady_samples_per_second")
+        one, probes = _baselines(outcomes, v)
+        one_device = _pooled_rate(probes)
         row: dict[str, Any] = {
             "label": v.label, "entry": v.entry, "rule": v.rule, "engine": engine,
             "stages": v.stages,
@@ -84,6 +86,7 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             "speedup_same_cores": _ratio(steady, one.get("steady_samples_per_second")),
             "speedup_one_device": _ratio(steady, one_device),
             "one_device_samples_per_second": one_device,
+            "one_device_halves": [p.get("steady_samples_per_second") for p in probes],
             "stage_timings": s.get("stage_timings"),
             "peak_rss_mb": s.get("peak_rss_mb"),
             "peak_device_memory_mb": s.get("peak_device_memory_mb"),
@@ -157,19 +160,30 @@ def _num(value: float | None, digits: int, suffix: str = "") -> str:
     return "" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def _baselines(outcomes: list[Outcome], staged: Variant) -> tuple[dict[str, Any], dict[str, Any]]:
+def _baselines(
+    outcomes: list[Outcome], staged: Variant
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A staged row's one-process row (only when it used the stages' total threads: the
-    same cores) and its probe's summaries; empty where there is none."""
+    same cores) and its probe halves' summaries; empty where there are none."""
     if staged.stages == 1:
-        return {}, {}
+        return {}, []
     total = (staged.config.engine.threads or 0) * staged.stages
     same = [o.variant.entry == staged.entry and not o.error for o in outcomes]
     one = next((o.summary for o, s in zip(outcomes, same, strict=True)
                 if s and o.variant.stages == 1 and not o.variant.probe
                 and o.variant.config.engine.threads == total), {})  # fmt: skip
-    probe = next((o.summary for o, s in zip(outcomes, same, strict=True)
-                  if s and o.variant.probe), {})  # fmt: skip
-    return one, probe
+    probes = [o.summary for o, s in zip(outcomes, same, strict=True) if s and o.variant.probe]
+    return one, probes
+
+
+def _pooled_rate(summaries: list[dict[str, Any]]) -> float | None:
+    """The steady rate of a probe's halves together: their counted samples over their counted
+    time (each half's steady steps at its own time per step)."""
+    halves = [(s.get("steady_steps"), s.get("steady_samples_per_second")) for s in summaries]
+    counted = [(int(n), float(r)) for n, r in halves if n and r]
+    if not counted:
+        return None
+    return sum(n for n, _ in counted) / sum(n / r for n, r in counted)
 
 
 def _find(outcomes: list[Outcome], test: Any) -> dict[str, Any]:

@@ -12,8 +12,10 @@ entries:
 A staged entry's processes share the one-process run's threads (``engine.threads`` / stages
 each, at least 1; ``staged: {threads: N}`` sets it), so the two rows use the same cores;
 ``staged: {boundaries: [...]}`` sets the staged run's ``engine.boundaries``. Each
-staged entry also gets a throughput probe: the one-process run for ``PROBE_STEPS`` steps with
-one stage's threads, the baseline of "one process on one device".
+staged entry also gets a throughput probe, the baseline of "one process on one device": the
+one-process run with one stage's threads, for ``PROBE_STEPS`` steps in two halves, one just
+before the staged run and one just after, so a machine whose speed drifts (a shared one does
+by 10-20% within minutes) shifts both sides of the ratio alike.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ SUITE_KEYS = ("name", "description", "base", "entries")
 ENTRY_KEYS = ("name", "rule", "set", "staged")
 STAGED_KEYS = ("stages", "schedule", "threads", "boundaries")
 PROBE_STEPS = 80
-"""Training steps of a throughput probe (its steady rate leaves out the warm-up steps)."""
+"""Training steps of a throughput probe, half before the staged run and half after (each
+half's steady rate leaves out its warm-up steps)."""
+PROBE_HALVES = ("before", "after")
 PROBE_EVAL_EXAMPLES = 500
 """A probe's one evaluation, after its last step, scores only this many examples: its
 accuracy is not reported, and it is not timed."""
@@ -46,15 +50,16 @@ class Variant:
     config: ExperimentConfig
     stages: int = 1
     schedule: str | None = None
-    probe: bool = False
-    """A throughput probe (not a row of the table): a few steps, one stage's threads."""
+    probe: str | None = None
+    """A half of a throughput probe (not a row of the table; one of ``PROBE_HALVES``): a few
+    steps, one stage's threads."""
 
     @property
     def label(self) -> str:
-        """``<entry>``, ``<entry>-<K>stage-<schedule>`` or ``<entry>-probe-<T>thread``: the
-        run's name and file stem."""
+        """``<entry>``, ``<entry>-<K>stage-<schedule>`` or ``<entry>-probe-<T>thread-<half>``:
+        the run's name and file stem."""
         if self.probe:
-            return f"{self.entry}-probe-{self.config.engine.threads}thread"
+            return f"{self.entry}-probe-{self.config.engine.threads}thread-{self.probe}"
         return (
             self.entry if self.stages == 1 else f"{self.entry}-{self.stages}stage-{self.schedule}"
         )
@@ -136,7 +141,7 @@ def _staged_variants(
     where: str,
     problems: list[str],
 ) -> list[Variant]:
-    """The staged run of an entry and its throughput probe."""
+    """The staged run of an entry between the two halves of its throughput probe."""
     if not isinstance(staged, dict):
         problems.append(f"{where}: expected {{stages: K, schedule: S}}, got {staged!r}")
         return []
@@ -155,17 +160,21 @@ def _staged_variants(
                      "engine": {**engine, "threads": per_stage}}, where, problems)  # fmt: skip
     if config is None:
         return []
-    variants = [Variant(one.name, one.rule.name, config, int(stages), str(schedule))]
-    train = {**data.get("train", {}), "max_steps": PROBE_STEPS, "eval_every_steps": None}
+    staged_run = Variant(one.name, one.rule.name, config, int(stages), str(schedule))
+    train = {**data.get("train", {}), "max_steps": PROBE_STEPS // len(PROBE_HALVES),
+             "eval_every_steps": None}  # fmt: skip
     limit = min(one.data.test_limit or PROBE_EVAL_EXAMPLES, PROBE_EVAL_EXAMPLES)
     probe_data = {**data.get("data", {}), "test_limit": limit}
-    probe = _build({**data, "name": f"{one.name}-probe-{per_stage}thread", "train": train,
-                    "data": probe_data,
-                    "engine": {**data.get("engine", {}), "threads": per_stage}},
-                   f"{where} (its probe)", problems)  # fmt: skip
-    if probe is not None:
-        variants.append(Variant(one.name, one.rule.name, probe, probe=True))
-    return variants
+    halves = []
+    for half in PROBE_HALVES:  # each its own name, so neither is taken for the other's run
+        probe = _build({**data, "name": f"{one.name}-probe-{per_stage}thread-{half}",
+                        "train": train, "data": probe_data,
+                        "engine": {**data.get("engine", {}), "threads": per_stage}},
+                       f"{where} (its probe)", problems)  # fmt: skip
+        if probe is None:
+            return [staged_run]
+        halves.append(Variant(one.name, one.rule.name, probe, probe=half))
+    return [halves[0], staged_run, halves[1]]
 
 
 def _build(data: dict[str, Any], where: str, problems: list[str]) -> ExperimentConfig | None:

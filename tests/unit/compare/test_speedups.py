@@ -16,7 +16,7 @@ from tests.helpers import tiny_config
 
 
 def variant(entry: str, rule: str, threads: int, stages: int = 1, schedule: str | None = None,
-            probe: bool = False) -> Variant:  # fmt: skip
+            probe: str | None = None) -> Variant:  # fmt: skip
     engine: dict[str, Any] = {"threads": threads}
     if stages > 1:
         engine |= {"stages": stages, "schedule": schedule}
@@ -24,9 +24,14 @@ def variant(entry: str, rule: str, threads: int, stages: int = 1, schedule: str 
     return Variant(entry, rule, config, stages, schedule, probe)
 
 
-def summary(steady: float, waits: tuple[float, float] | None = None) -> dict[str, Any]:
-    figures: dict[str, Any] = {"accuracy": 0.9, "train_seconds": 10.0,
-                               "steady_samples_per_second": steady}  # fmt: skip
+def summary(steady: float, waits: tuple[float, float] | None = None, steps: int = 30
+            ) -> dict[str, Any]:  # fmt: skip
+    figures: dict[str, Any] = {
+        "accuracy": 0.9,
+        "train_seconds": 10.0,
+        "steady_samples_per_second": steady,
+        "steady_steps": steps,
+    }
     if waits is not None:
         figures["stage_timings"] = [
             {"rank": r, "train_seconds": 10.0, "recv_wait_seconds": 10.0 * w}
@@ -40,10 +45,10 @@ def table() -> list[dict[str, Any]]:
     outcomes = [
         Outcome(variant("backprop", "backprop", 2), summary=summary(1000.0)),
         Outcome(variant("backprop", "backprop", 1, 2, "gpipe"), summary=summary(400.0, (0.5, 0.4))),
-        Outcome(variant("backprop", "backprop", 1, probe=True), summary=summary(800.0)),
+        Outcome(variant("backprop", "backprop", 1, probe="before"), summary=summary(800.0)),
         Outcome(variant("dgl", "dgl", 2), summary=summary(1000.0)),
         Outcome(variant("dgl", "dgl", 1, 2, "pipelined"), summary=summary(900.0, (0.02, 0.05))),
-        Outcome(variant("dgl", "dgl", 1, probe=True), summary=summary(600.0)),
+        Outcome(variant("dgl", "dgl", 1, probe="before"), summary=summary(600.0)),
     ]
     return rows(outcomes)
 
@@ -81,7 +86,7 @@ def test_a_one_process_row_on_other_threads_is_not_called_the_same_cores() -> No
     outcomes = [
         Outcome(variant("dgl", "dgl", 1), summary=summary(1000.0)),  # 1 thread, stages use 2
         Outcome(variant("dgl", "dgl", 1, 2, "pipelined"), summary=summary(900.0, (0.0, 0.0))),
-        Outcome(variant("dgl", "dgl", 1, probe=True), summary=summary(600.0)),
+        Outcome(variant("dgl", "dgl", 1, probe="before"), summary=summary(600.0)),
     ]
     staged = rows(outcomes)[1]
     assert staged["speedup_same_cores"] is None and staged["speedup_one_device"] == 1.5
@@ -92,3 +97,17 @@ def test_the_report_ends_with_the_scaling_plot(table: list[dict[str, Any]], tmp_
     written = write_reports(table, tmp_path)
     assert (tmp_path / "scaling_simulated.png") in written
     assert (tmp_path / "compare.md").read_text().rstrip().endswith("](scaling_simulated.png)")
+
+
+def test_the_one_device_baseline_pools_both_halves_of_the_probe() -> None:
+    """The halves before and after the staged run count as one run: their samples over their
+    time (30 steps at 500/s and 10 at 1000/s: 40 steps in 0.07 step-seconds per sample)."""
+    outcomes = [
+        Outcome(variant("dgl", "dgl", 1, probe="before"), summary=summary(500.0, steps=30)),
+        Outcome(variant("dgl", "dgl", 1, 2, "pipelined"), summary=summary(900.0, (0.0, 0.0))),
+        Outcome(variant("dgl", "dgl", 1, probe="after"), summary=summary(1000.0, steps=10)),
+    ]
+    staged = rows(outcomes)[0]
+    assert staged["one_device_samples_per_second"] == pytest.approx(40 / (30 / 500 + 10 / 1000))
+    assert staged["speedup_one_device"] == pytest.approx(900 * (30 / 500 + 10 / 1000) / 40)
+    assert staged["one_device_halves"] == [500.0, 1000.0]
