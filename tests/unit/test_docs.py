@@ -85,4 +85,11 @@ def test_the_suite_format_in_the_extension_guide_loads(tmp_path: Path) -> None:
     (suite,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     (tmp_path / "mine.yaml").write_text(suite)
     labels = [v.label for v in load_suite(tmp_path / "mine.yaml", tmp_path).variants]
-    assert labels == ["backprop", "backprop-2stage-gpipe", "backprop-probe-1thread", "dgl"]
+    probe = "backprop-probe-1thread"
+    assert labels == [
+        "backprop",
+        f"{probe}-before",
+        "backprop-2stage-gpipe",
+        f"{probe}-after",
+        "dgl",
+    ]
