@@ -61,6 +61,9 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     for half in ("before", "after"):  # two runs: the second half is not the first one reused
         assert len(list((out / "runs" / f"backprop-probe-1thread-{half}").glob("*/"))) == 1
     assert "backprop on 2 stages (naive): " in shown
+    # its stages were balanced by the measured cost of each of the 3 blocks: the sentence
+    # says how that split caps the speed-up
+    assert len(staged["block_costs_seconds"]) == 3 and "measured work splits" in shown
     rates = [t["steady_samples_per_second"] for t in staged["stage_timings"]]
     assert staged["steady_samples_per_second"] == min(rates)  # the pipeline's: the slowest
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]

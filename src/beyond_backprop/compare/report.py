@@ -88,6 +88,7 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             "one_device_samples_per_second": one_device,
             "one_device_halves": [p.get("steady_samples_per_second") for p in probes],
             "stage_timings": s.get("stage_timings"),
+            "stage_blocks": s.get("stages"), "block_costs_seconds": s.get("block_costs_seconds"),
             "peak_rss_mb": s.get("peak_rss_mb"),
             "peak_device_memory_mb": s.get("peak_device_memory_mb"),
             "reused": o.reused, "error": o.error,

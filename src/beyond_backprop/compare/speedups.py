@@ -3,8 +3,10 @@ figures; and the scaling plot the report ends with.
 
 A staged row's two speed-ups (``compare.report``) are its steady rate over the same rule in
 one process on one device (one stage's threads) and on the same cores (all the stages'
-threads). The reasons come from the run's own figures: how long its stages waited for
-messages (``stage_timings``), the threads each stage had, and for back-propagation's
+threads). The reasons come from the run's own figures: how its blocks' measured costs split
+over the stages (``block_costs_seconds``; the busiest stage's share caps the speed-up at
+1 / share), how long its stages waited for messages (``stage_timings``), the threads each
+stage had, and for back-propagation's
 micro-batched baselines the bubble of the pipeline, (K - 1) / (M + K - 1) of a step for K
 stages and M micro-batches (GPipe, arXiv 1811.06965, Sec. 2.2).
 """
@@ -86,6 +88,11 @@ def _reasons(row: dict[str, Any], micro: bool, total: int | None, same: float | 
             parts.append(f"with {m} micro-batches the pipeline's bubble idles each stage "
                          f"{(k - 1) / (m + k - 1):.0%} of a step and every micro-batch pays "
                          "its own messages")  # fmt: skip
+    shares = _work_shares(row)
+    if shares is not None:
+        split = " | ".join(f"{share:.0%}" for share in shares)
+        parts.append(f"its blocks' measured work splits {split} over the stages, which caps "
+                     f"the speed-up at {1 / max(shares):.1f}x")  # fmt: skip
     wait = _largest_wait(row)
     if wait is not None:
         rarely = f"the stages rarely wait ({wait:.0%} of their step time at most)"
@@ -96,6 +103,15 @@ def _reasons(row: dict[str, Any], micro: bool, total: int | None, same: float | 
         link = "but" if same is not None and same < 1 else "and"
         text += f", {link} each stage has {per_stage} of the {total} threads"
     return text
+
+
+def _work_shares(row: dict[str, Any]) -> list[float] | None:
+    """Each stage's share of the blocks' measured costs (None when the costs were not
+    measured, i.e. the boundaries were given, or a rank holds several stages)."""
+    costs, stages = row.get("block_costs_seconds"), row.get("stage_blocks")
+    if not costs or not stages or len(stages) != row["stages"] or not sum(costs):
+        return None
+    return [sum(costs[start:stop]) / sum(costs) for start, stop in stages]
 
 
 def _largest_wait(row: dict[str, Any]) -> float | None:

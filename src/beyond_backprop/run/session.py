@@ -92,7 +92,8 @@ def run(
     run_dir = RunDir(Path(group.share(lambda: str(_create_or_open(config, resume)))))
     for line in experiment.prepare_report if group.rank == 0 else []:
         log.info("prepare: %s", line)
-    engine = _engine(experiment, group, progress, should_stop)
+    boundaries, block_costs = _partition(experiment, group)
+    engine = _engine(experiment, group, boundaries, progress, should_stop)
     rank = group.rank if group.distributed else None
     if resume is not None:
         step = restore(engine, run_dir, rank)
@@ -114,6 +115,8 @@ def run(
     finally:
         recorder.close()
     summary.update(_stage_timings(engine, group))
+    if block_costs is not None:
+        summary["block_costs_seconds"] = block_costs
     summary["wall_seconds_this_session"] = time.perf_counter() - started
     summary["run_dir"] = str(run_dir.path)
     if group.rank == 0:
@@ -155,28 +158,40 @@ def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
     return run_dir.path
 
 
+def _partition(experiment: Experiment, group: Group) -> tuple[list[int], list[float] | None]:
+    """A staged run's stage boundaries: ``engine.boundaries``, or (null) balanced by the
+    block costs rank 0 measures for all; returns the boundaries and the costs (None when
+    given; one process: no boundaries)."""
+    config = experiment.config
+    if not group.distributed:
+        return [], None
+    if config.engine.boundaries is not None:
+        return list(config.engine.boundaries), None
+    # an interleaved schedule holds several stages per rank; too few blocks for them is
+    # refused by the engine, which names the schedule
+    name = config.engine.schedule  # an unknown name is refused by the engine
+    per_rank = schedule_class(name, True).stages_per_rank if name in schedule_names(True) else 1
+    stages = group.world_size * per_rank
+    stages = stages if stages <= len(experiment.stack) else group.world_size
+
+    def measured() -> tuple[list[int], list[float]]:
+        costs = measure_block_costs(experiment)
+        return balanced_boundaries(costs, stages), costs
+
+    boundaries, costs = group.share(measured)
+    log.info("stage boundaries %s (balanced by measured block costs)", boundaries)
+    return list(boundaries), list(costs)
+
+
 def _engine(
     experiment: Experiment,
     group: Group,
+    boundaries: list[int],
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
 ) -> Trainer:
     if not group.distributed:
         return LocalEngine(experiment, progress=progress, should_stop=should_stop)
-    config = experiment.config
-    if config.engine.boundaries is not None:
-        boundaries = list(config.engine.boundaries)
-    else:  # rank 0 balances measured costs for all
-        # an interleaved schedule holds several stages per rank; too few blocks for them is
-        # refused by the engine, which names the schedule
-        name = config.engine.schedule  # an unknown name is refused by the engine
-        per_rank = schedule_class(name, True).stages_per_rank if name in schedule_names(True) else 1
-        stages = group.world_size * per_rank
-        stages = stages if stages <= len(experiment.stack) else group.world_size
-        boundaries = group.share(
-            lambda: balanced_boundaries(measure_block_costs(experiment), stages)
-        )
-        log.info("stage boundaries %s (balanced by measured block costs)", boundaries)
     return StageEngine(experiment, boundaries, progress=progress if group.rank == 0 else None,
                        should_stop=should_stop)  # fmt: skip
 

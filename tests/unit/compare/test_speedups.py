@@ -111,3 +111,19 @@ def test_the_one_device_baseline_pools_both_halves_of_the_probe() -> None:
     assert staged["one_device_samples_per_second"] == pytest.approx(40 / (30 / 500 + 10 / 1000))
     assert staged["speedup_one_device"] == pytest.approx(900 * (30 / 500 + 10 / 1000) / 40)
     assert staged["one_device_halves"] == [500.0, 1000.0]
+
+
+def test_a_row_with_measured_block_costs_says_how_they_cap_its_speed_up() -> None:
+    """Stages [0] | [1, 2, 3] of blocks costing 0.4, 0.3, 0.2, 0.1 s: the busier stage holds
+    60% of the work, so 2 stages can reach 1 / 0.6 = 1.7x at most."""
+    figures = summary(900.0, (0.3, 0.0)) | {
+        "stages": [[0, 1], [1, 4]],
+        "block_costs_seconds": [0.4, 0.3, 0.2, 0.1],
+    }
+    outcomes = [
+        Outcome(variant("dgl", "dgl", 1, 2, "pipelined"), summary=figures),
+        Outcome(variant("dgl", "dgl", 1, probe="before"), summary=summary(600.0)),
+    ]
+    (text,) = staged_sentences(rows(outcomes))
+    assert "its blocks' measured work splits 40% | 60% over the stages, which caps the " \
+           "speed-up at 1.7x; a stage waits for messages 30%" in text  # fmt: skip
