@@ -64,6 +64,8 @@ def test_compare_reports_every_run_and_reuses_finished_ones(
     # its stages were balanced by the measured cost of each of the 3 blocks: the sentence
     # says how that split caps the speed-up
     assert len(staged["block_costs_seconds"]) == 3 and "measured work splits" in shown
+    meta = json.loads((Path(staged["run_dir"]) / "meta.json").read_text())
+    assert meta["block_costs_seconds"] == staged["block_costs_seconds"]  # what a resume reads
     rates = [t["steady_samples_per_second"] for t in staged["stage_timings"]]
     assert staged["steady_samples_per_second"] == min(rates)  # the pipeline's: the slowest
     assert broken["accuracy"] is None and "CIFAR-10" in broken["error"]

@@ -92,7 +92,7 @@ def run(
     run_dir = RunDir(Path(group.share(lambda: str(_create_or_open(config, resume)))))
     for line in experiment.prepare_report if group.rank == 0 else []:
         log.info("prepare: %s", line)
-    boundaries, block_costs = _partition(experiment, group)
+    boundaries, block_costs = _partition(experiment, group, run_dir if resume is not None else None)
     engine = _engine(experiment, group, boundaries, progress, should_stop)
     rank = group.rank if group.distributed else None
     if resume is not None:
@@ -103,7 +103,7 @@ def run(
             return RunResult(run_dir.path, _final_summary(engine, run_dir, group))
         log.info("resuming %s at step %d of %d", run_dir.path, step, engine.total_steps)
     elif group.rank == 0:
-        atomic_write_json(run_dir.meta, _meta(engine, group))
+        atomic_write_json(run_dir.meta, _meta(engine, group, block_costs))
     engine.recorder = recorder = RunRecorder(
         run_dir.path, config.train.keep_checkpoints, rank=rank,
         barrier=group.barrier if group.distributed else None,
@@ -158,15 +158,25 @@ def _create_or_open(config: ExperimentConfig, resume: Path | None) -> Path:
     return run_dir.path
 
 
-def _partition(experiment: Experiment, group: Group) -> tuple[list[int], list[float] | None]:
-    """A staged run's stage boundaries: ``engine.boundaries``, or (null) balanced by the
-    block costs rank 0 measures for all; returns the boundaries and the costs (None when
-    given; one process: no boundaries)."""
+def _partition(
+    experiment: Experiment, group: Group, resumed: RunDir | None
+) -> tuple[list[int], list[float] | None]:
+    """A staged run's stage boundaries: ``engine.boundaries``; or (null) those the run was
+    started with when it is ``resumed`` (its checkpoints hold each stage's own blocks, and a
+    new measurement may split otherwise); or balanced by the block costs rank 0 measures for
+    all. Returns the boundaries and the costs (None when given; one process: no boundaries)."""
     config = experiment.config
     if not group.distributed:
         return [], None
     if config.engine.boundaries is not None:
         return list(config.engine.boundaries), None
+    meta = group.share(  # rank 0's run folder (another node may have none)
+        lambda: json.loads(resumed.meta.read_text()) if resumed and resumed.meta.is_file() else {}
+    )
+    if "stages" in meta:
+        boundaries = [start for start, _ in meta["stages"][1:]]
+        log.info("stage boundaries %s (those the run was started with)", boundaries)
+        return boundaries, meta.get("block_costs_seconds")
     # an interleaved schedule holds several stages per rank; too few blocks for them is
     # refused by the engine, which names the schedule
     name = config.engine.schedule  # an unknown name is refused by the engine
@@ -227,7 +237,7 @@ def _stage_timings(engine: Trainer, group: Group) -> dict[str, Any]:
     }
 
 
-def _meta(engine: Trainer, group: Group) -> dict[str, object]:
+def _meta(engine: Trainer, group: Group, block_costs: list[float] | None) -> dict[str, object]:
     config = engine.exp.config
     summary = engine.stepper.summary()
     return collect_meta(
@@ -240,6 +250,7 @@ def _meta(engine: Trainer, group: Group) -> dict[str, object]:
             "threads": config.engine.threads or torch.get_num_threads(),
             "schedule": config.engine.schedule,
             **({"stages": summary["stages"]} if "stages" in summary else {}),
+            **({"block_costs_seconds": block_costs} if block_costs is not None else {}),
             "parameters": sum(p.numel() for p in engine.exp.stack.parameters()),
             "blocks": len(engine.exp.stack),
         }

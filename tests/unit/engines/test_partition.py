@@ -4,8 +4,10 @@ step (its local modules, views and messages included) that leave no trace behind
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,10 @@ import torch
 from beyond_backprop.engines.partition import balanced_boundaries, measure_block_costs
 from beyond_backprop.experiment import build_experiment
 from beyond_backprop.rules.base import BlockContext, Objective
+from beyond_backprop.run import session
+from beyond_backprop.run.group import Group
+from beyond_backprop.run.session import _partition
+from beyond_backprop.tracking.run_dir import RunDir
 from tests.helpers import tiny_config
 
 SLEEP = 0.03
@@ -105,3 +111,35 @@ def test_a_block_above_those_a_rule_trains_costs_nothing() -> None:
     experiment = build_experiment(config)
     costs = measure_block_costs(experiment, repeats=1)
     assert costs[-1] == 0.0 and all(c > 0 for c in costs[:-1])
+
+
+class RankZeroOfTwo(Group):
+    """Rank 0 of a 2-rank run, as the session sees it (sharing is rank 0's own value)."""
+
+    world_size = 2
+    distributed = True
+
+
+def test_a_resumed_run_keeps_the_split_it_was_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh staged run measures its split and records it with the costs in meta.json; a
+    resumed one reads both back and measures nothing (its checkpoints hold each stage's own
+    blocks, which a new, noisy measurement could split otherwise)."""
+    config = tiny_config(
+        model={"arch": "mlp", "hidden": [16, 16]}, rule={"name": "dgl"},
+        engine={"stages": 2, "threads": 1},
+    )  # fmt: skip
+    experiment = build_experiment(config)
+    boundaries, costs = _partition(experiment, RankZeroOfTwo(), None)
+    assert len(boundaries) == 1 and costs is not None and len(costs) == 3
+    run = RunDir.create(tmp_path, "run", "dgl", 0)
+    run.meta.write_text(json.dumps({"stages": [[0, 2], [2, 3]], "block_costs_seconds": [1, 2, 3]}))
+
+    def measured(*_: Any) -> list[float]:
+        raise AssertionError("a resumed run measured its blocks again")
+
+    monkeypatch.setattr(session, "measure_block_costs", measured)
+    assert _partition(experiment, RankZeroOfTwo(), run) == ([2], [1, 2, 3])
+    with pytest.raises(AssertionError, match="measured"):  # a fresh run does measure
+        _partition(experiment, RankZeroOfTwo(), None)
