@@ -50,8 +50,10 @@ def measure_block_costs(experiment: Experiment, repeats: int = 3) -> list[float]
 
 
 def _timed_step(exp: Experiment, batch: Batch, first: int, last: int) -> list[float]:
-    """One step of blocks ``first`` .. ``last`` as ``train_blocks`` runs it, block by block and
-    timed: every forward, then each block's objective and backward, top block first."""
+    """The work of ``train_blocks`` on blocks ``first`` .. ``last``, block by block and timed:
+    every forward, then each block's objective and backward, top block first (the order of
+    the wirings that send messages; a purely local rule's block-after-block order does the
+    same work)."""
     n, device, rule = len(exp.stack), exp.device, exp.rule
     seconds = [0.0] * n
     x = batch.x
